@@ -1,0 +1,1 @@
+"""Benchmarks; they print figures and are smoke-run at tiny size by the tests."""

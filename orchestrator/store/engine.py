@@ -1,0 +1,157 @@
+"""Engine set-up: the one place that knows SQLite from PostgreSQL.
+
+Everything dialect-specific in the store lives here, and nowhere else:
+
+- SQLite (aiosqlite), the embedded default: every new connection gets ``journal_mode=WAL``,
+  ``busy_timeout`` and ``foreign_keys=ON``. The driver's own transaction handling is switched off
+  (``isolation_level=None``) and we emit BEGIN ourselves in the "begin" event: ``BEGIN IMMEDIATE``
+  for write transactions, so a second writer waits for the lock (busy_timeout) instead of failing
+  with "database is locked" when its read would upgrade to a write; plain deferred ``BEGIN`` for
+  read-only transactions (``read_only(engine)``), which in WAL mode never block a writer.
+- PostgreSQL (asyncpg), for teams running several instances: READ COMMITTED plus row locks
+  (``SELECT ... FOR UPDATE``, omitted by SQLAlchemy on SQLite where the database lock serializes
+  writers anyway) and conditional UPDATEs. ``schema=`` sets ``search_path`` on every connection.
+- ``insert_ignoring_conflicts``: INSERT ... ON CONFLICT DO NOTHING in each dialect's spelling.
+- ``is_in``: a batch of days as an IN list (SQLite) or one array parameter (PostgreSQL).
+- ``migration_connection``: on SQLite, migrations run with ``foreign_keys=OFF`` (a batch ALTER
+  recreates tables, which a live foreign key would veto), checked with ``foreign_key_check`` before
+  commit; the connection is then discarded so no pooled connection keeps foreign keys off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from orchestrator.errors import StoreError
+
+DEFAULT_BUSY_TIMEOUT = dt.timedelta(seconds=30)
+
+# Execution options read by the SQLite "begin" hook.
+_READ_ONLY = "orchestrator_read_only"
+_FOREIGN_KEYS_OFF = "orchestrator_foreign_keys_off"
+
+T = TypeVar("T")
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    busy_timeout: dt.timedelta = DEFAULT_BUSY_TIMEOUT,
+    schema: str | None = None,
+    echo: bool = False,
+) -> AsyncEngine:
+    """An AsyncEngine for ``url`` (``sqlite:///path`` or ``postgresql://...``), hooks installed.
+
+    Plain ``sqlite://`` / ``postgresql://`` URLs get the async driver. ``schema`` (PostgreSQL only)
+    becomes the ``search_path`` of every connection. The caller owns the engine: dispose it.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    if parsed.drivername != _DRIVERS[backend]:
+        if parsed.drivername != backend:
+            raise StoreError(f"unsupported driver {parsed.drivername!r}: use {_DRIVERS[backend]}")
+        parsed = parsed.set(drivername=_DRIVERS[backend])
+    if backend == "sqlite":
+        if schema is not None:
+            raise StoreError("schema= applies to PostgreSQL only")
+        engine = create_async_engine(parsed, echo=echo)
+        _install_sqlite_hooks(engine, busy_timeout)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        connect_args["server_settings"] = {"search_path": schema}
+    return create_async_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+
+
+def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool), for transactions that only read.
+
+    SQLite: deferred BEGIN instead of BEGIN IMMEDIATE. PostgreSQL: READ ONLY transactions.
+    """
+    if is_sqlite(engine):
+        return engine.execution_options(**{_READ_ONLY: True})
+    return engine.execution_options(postgresql_readonly=True)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout: dt.timedelta) -> None:
+    busy_ms = max(0, int(busy_timeout.total_seconds() * 1000))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Autocommit at the driver: we decide when and how transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching to WAL needs a lock another process may hold.
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # Safe with WAL (a power loss may drop the last commits, never corrupt the file).
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get(_FOREIGN_KEYS_OFF):
+            # Must run before BEGIN: the pragma is a no-op inside a transaction.
+            conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        conn.exec_driver_sql("BEGIN" if options.get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def insert_ignoring_conflicts(
+    engine: AsyncEngine | AsyncConnection, table: sa.Table, index_elements: list[str]
+) -> sa.Insert:
+    """INSERT INTO table ... ON CONFLICT (index_elements) DO NOTHING, in the engine's dialect."""
+    if is_sqlite(engine):
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def is_in(
+    bind: AsyncEngine | AsyncConnection, column: sa.ColumnElement[T], values: Sequence[T]
+) -> sa.ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``: one parameter, so one
+    prepared statement serves every batch size (a 5,000-value IN list is parsed anew each time).
+    """
+    if is_sqlite(bind):
+        return column.in_(values)
+    return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+
+
+@asynccontextmanager
+async def migration_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a write transaction, fit for running migrations; commits on success."""
+    if not is_sqlite(engine):
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(**{_FOREIGN_KEYS_OFF: True})
+        try:
+            async with conn.begin():
+                yield conn
+                violations = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if violations:
+                    raise StoreError(f"migration left {len(violations)} foreign key violations")
+        finally:
+            # Never hand a connection with foreign keys off back to the pool.
+            await conn.invalidate()

@@ -1,0 +1,1306 @@
+"""The repository: every read and write of the daemon's durable state, as intention-named methods.
+
+Nothing else in the project writes SQL. Methods take domain values and return domain values
+(``Job``, ``Day``, ``DayChange``), never rows. Each write method is one transaction; each takes
+``now`` from the caller (the clock is read in one place). A ``Store`` is bound to one account.
+
+Transactions
+    Writes run in ``engine.begin()``: on SQLite that emits BEGIN IMMEDIATE (see ``engine``), so
+    writers queue on the database lock and every read inside a write transaction sees the latest
+    committed state. On PostgreSQL (READ COMMITTED) each write first locks the rows it will decide
+    on with SELECT ... FOR UPDATE, always in the same order (job row, then day rows by day), so two
+    writers on the same job or days run one after the other and no update is lost; the second one
+    re-reads what the first committed. Reads run in read-only transactions.
+
+One live job per day, enforced by the database
+    A day row has a single ``job_id`` column (foreign key onto ``jobs``), so a day names at most one
+    job, structurally. Claiming is a conditional UPDATE,
+    ``... SET job_id = :new WHERE job_id IS NULL AND status = 'Pending' AND eligible``, whose row
+    count must equal the number of requested days, else the whole transaction (including the new
+    job row) rolls back with ``ClaimConflict``. The WHERE is evaluated against the latest committed
+    row: PostgreSQL re-checks it after waiting for a concurrent claimer's row lock, SQLite
+    serializes writers. So two claims of one day, from tasks, processes or two daemons, can never
+    both succeed. A job's days are handed back (``job_id`` NULL) in the same transaction that ends
+    the job (``release_job``) or records their failure (``apply_day_statuses``), and a CHECK makes
+    an in-flight day without a job impossible. Friendly names are unique per account (a replayed
+    claim of the same attempt conflicts) and job SIDs are unique.
+
+History
+    ``transitions`` is append-only: only INSERTs here, and database triggers refuse UPDATE and
+    DELETE. Only real changes are written (``diff_day_statuses`` decides inside the transaction),
+    so applying the same details twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orchestrator.domain.details import diff_day_statuses
+from orchestrator.domain.model import (
+    ArchiveFacts,
+    Day,
+    DayChange,
+    DayKey,
+    DayStatus,
+    Job,
+    JobRequest,
+    JobState,
+    ObservedBy,
+    ResourceType,
+    check_job_sid,
+)
+from orchestrator.errors import ClaimConflict, StoreError
+from orchestrator.store.engine import insert_ignoring_conflicts, is_in, read_only
+from orchestrator.store.schema import (
+    SUCCESS_STATUSES,
+    days,
+    jobs,
+    transitions,
+)
+
+# Rows are read by column name; Row's type parameters differ between SQLAlchemy 2.0 and 2.1.
+_Row = Any
+
+# Days per statement: big batches are few statements; below SQLite's 32,766 parameters.
+_CHUNK = 5000
+
+# The states a job may end in through ``release_job``, from each state it may be in.
+_ENDINGS: dict[JobState, frozenset[JobState]] = {
+    # Twilio never answered with a SID: nothing to delete, the job is simply lost.
+    JobState.SUBMITTING: frozenset({JobState.LOST}),
+    JobState.ACTIVE: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
+    JobState.FINISHED: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
+    JobState.DELETING: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
+    JobState.LOST: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
+    JobState.DELETED: frozenset({JobState.DELETED}),
+}
+
+_DAY_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
+    *days.c,
+    jobs.c.job_sid.label("holder_sid"),
+)
+_DAYS_WITH_HOLDER = days.outerjoin(jobs, days.c.job_id == jobs.c.id)
+
+
+class Store:
+    """The repository of one Twilio account's export state."""
+
+    def __init__(self, engine: AsyncEngine, account_sid: str) -> None:
+        if not account_sid:
+            raise StoreError("account_sid is required")
+        self._engine = engine
+        self._reader = read_only(engine)
+        self.account_sid = account_sid
+
+    def __repr__(self) -> str:
+        return f"Store(dialect={self._engine.dialect.name!r}, account_sid={self.account_sid!r})"
+
+    # ------------------------------------------------------------------ transactions
+
+    @asynccontextmanager
+    async def _write(self, what: str) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except StoreError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+
+    @asynccontextmanager
+    async def _read(self, what: str) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._reader.begin() as conn:
+                yield conn
+        except StoreError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+
+    # ------------------------------------------------------------------ wanted days
+
+    async def upsert_wanted_days(
+        self,
+        keys: Iterable[DayKey],
+        now: dt.datetime,
+        *,
+        observed_by: ObservedBy = ObservedBy.OPERATOR,
+    ) -> int:
+        """Record days as wanted (Pending) unless already known; return how many were new.
+
+        Idempotent; never touches an existing day. Each new day gets its first transition
+        (None -> Pending), so a day's history starts when it was first wanted.
+        """
+        rows = [
+            {
+                "account_sid": self.account_sid,
+                "resource_type": key.resource_type,
+                "day": key.day,
+                "status": DayStatus.PENDING,
+                "first_wanted_at": now,
+                "last_changed_at": now,
+            }
+            for key in sorted(set(keys), key=_key_order)
+        ]
+        if not rows:
+            return 0
+        async with self._write("upsert wanted days") as conn:
+            stmt = insert_ignoring_conflicts(
+                conn, days, ["account_sid", "resource_type", "day"]
+            ).returning(days.c.resource_type, days.c.day)
+            inserted = (await conn.execute(stmt, rows)).all()
+            by_type = _group(inserted, lambda row: row.resource_type)
+            for resource_type, new_rows in by_type.items():
+                await self._insert_transitions(
+                    conn,
+                    resource_type,
+                    [row.day for row in new_rows],
+                    None,
+                    DayStatus.PENDING,
+                    observed_by,
+                    job_id=None,
+                    job_sid=None,
+                    reason="wanted",
+                    now=now,
+                )
+        return len(inserted)
+
+    async def pending_days(
+        self, now: dt.datetime, *, resource_type: ResourceType | None = None
+    ) -> list[Day]:
+        """Days the planner may put in a new job: Pending, in no job, past their resubmit delay."""
+        query = (
+            sa.select(*_DAY_COLUMNS)
+            .select_from(_DAYS_WITH_HOLDER)
+            .where(
+                days.c.account_sid == self.account_sid,
+                days.c.status == DayStatus.PENDING,
+                days.c.job_id.is_(None),
+                sa.or_(days.c.not_before.is_(None), days.c.not_before <= now),
+            )
+            .order_by(days.c.resource_type, days.c.day)
+        )
+        if resource_type is not None:
+            query = query.where(days.c.resource_type == resource_type)
+        async with self._read("pending days") as conn:
+            return [_day(row) for row in await conn.execute(query)]
+
+    # ------------------------------------------------------------------ submitting
+
+    async def claim_days(self, request: JobRequest, now: dt.datetime) -> Job:
+        """Create the job row (state submitting) and point every day of ``request`` at it.
+
+        One transaction. Each claimed day's ``attempts`` goes up by one; statuses stay Pending
+        until Twilio answers (``record_job_sid``). Raises ``ClaimConflict`` and changes nothing
+        when any day is unknown, not Pending, not yet eligible (``not_before``) or in a job, or
+        when a job of that friendly name exists.
+        """
+        wanted = request.days
+        async with self._write("claim days") as conn:
+            # Lock in day order (PostgreSQL): concurrent claimers queue instead of deadlocking.
+            current = (
+                await conn.execute(
+                    sa.select(days.c.day, days.c.status, days.c.job_id, days.c.not_before)
+                    .where(
+                        self._day_range(request.resource_type, request.start_day, request.end_day)
+                    )
+                    .order_by(days.c.day)
+                    .with_for_update()
+                )
+            ).all()
+            problem = _claim_problem(wanted, current, now)
+            if problem is not None:
+                raise ClaimConflict(f"cannot claim {request.friendly_name}: {problem}")
+            try:
+                job_id = (
+                    await conn.execute(
+                        sa.insert(jobs)
+                        .values(
+                            account_sid=self.account_sid,
+                            friendly_name=request.friendly_name,
+                            resource_type=request.resource_type,
+                            start_day=request.start_day,
+                            end_day=request.end_day,
+                            day_count=len(wanted),
+                            state=JobState.SUBMITTING,
+                            attempt=request.attempt,
+                            created_at=now,
+                            poll_count=0,
+                        )
+                        .returning(jobs.c.id)
+                    )
+                ).scalar_one()
+            except sa.exc.IntegrityError as exc:
+                raise ClaimConflict(
+                    f"cannot claim {request.friendly_name}: a job of that name exists"
+                ) from exc
+            claimed = await conn.execute(
+                sa.update(days)
+                .where(
+                    self._day_range(request.resource_type, request.start_day, request.end_day),
+                    days.c.job_id.is_(None),
+                    days.c.status == DayStatus.PENDING,
+                    sa.or_(days.c.not_before.is_(None), days.c.not_before <= now),
+                )
+                .values(job_id=job_id, attempts=days.c.attempts + 1)
+            )
+            if claimed.rowcount != len(wanted):
+                # Unreachable while the lock above holds; kept as the database-level guard.
+                raise ClaimConflict(
+                    f"cannot claim {request.friendly_name}: another writer claimed some days"
+                )
+            return await self._job(conn, job_id)
+
+    async def record_job_sid(
+        self, job_id: int, job_sid: str, now: dt.datetime, next_poll_at: dt.datetime
+    ) -> tuple[Job, list[DayChange]]:
+        """Twilio created the job: store its SID, make it active, move its days to Submitted.
+
+        Returns the job and the transitions written. Idempotent for the same SID (no
+        transitions the second time); a different SID, or a job no longer submitting, is an error.
+        """
+        check_job_sid(job_sid)
+        async with self._write("record job sid") as conn:
+            job = await self._lock_job(conn, job_id)
+            if job.job_sid == job_sid and job.state is not JobState.SUBMITTING:
+                return job, []
+            if job.state is not JobState.SUBMITTING:
+                raise StoreError(f"job {job.friendly_name} is {job.state}, not submitting")
+            await conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    job_sid=job_sid,
+                    state=JobState.ACTIVE,
+                    submitted_at=now,
+                    next_poll_at=next_poll_at,
+                    last_change_at=now,
+                )
+            )
+            held = await self._lock_held_days(conn, job_id)
+            changes = [
+                DayChange(
+                    resource_type=job.resource_type,
+                    day=row.day,
+                    from_status=row.status,
+                    to_status=DayStatus.SUBMITTED,
+                    observed_at=now,
+                    observed_by=ObservedBy.SUBMIT,
+                    job_sid=job_sid,
+                )
+                for row in held
+                if row.status is DayStatus.PENDING
+            ]
+            await self._write_changes(conn, job, changes, {}, now)
+            return await self._job(conn, job_id), changes
+
+    async def jobs_submitting(self) -> list[Job]:
+        """Jobs whose create POST may or may not have reached Twilio (adopt them on start-up)."""
+        return await self._jobs_where(jobs.c.state == JobState.SUBMITTING, order=jobs.c.id)
+
+    # ------------------------------------------------------------------ polling
+
+    async def jobs_due_for_poll(self, now: dt.datetime, limit: int) -> list[Job]:
+        """Active jobs whose next poll is due, most overdue first."""
+        return await self._jobs_where(
+            jobs.c.state == JobState.ACTIVE,
+            jobs.c.next_poll_at <= now,
+            order=jobs.c.next_poll_at,
+            limit=limit,
+        )
+
+    async def mark_job_polled(
+        self,
+        job_id: int,
+        now: dt.datetime,
+        next_poll_at: dt.datetime | None,
+        queue_position: int | None = None,
+        eta: dt.datetime | None = None,
+        error: str | None = None,
+        changed: bool = False,
+    ) -> Job:
+        """Record a poll (successful or not) and when to poll next.
+
+        ``error`` replaces ``last_error`` when given; a clean poll leaves the last error visible.
+        ``poll_count`` counts polls since the last change: ``changed=True`` (this poll's details
+        changed a day) restarts it at 0. A job no longer live keeps no next poll time.
+        """
+        values: dict[str, Any] = {
+            "last_polled_at": now,
+            "next_poll_at": next_poll_at,
+            "poll_count": 0 if changed else jobs.c.poll_count + 1,
+            "queue_position": queue_position,
+            "eta": eta,
+        }
+        if error is not None:
+            values["last_error"] = error
+        async with self._write("mark job polled") as conn:
+            job = await self._lock_job(conn, job_id)
+            if not job.state.is_live:
+                values["next_poll_at"] = None
+            await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
+            return await self._job(conn, job_id)
+
+    async def apply_day_statuses(
+        self,
+        job_id: int,
+        reported: Mapping[dt.date, DayStatus],
+        now: dt.datetime,
+        observed_by: ObservedBy,
+        *,
+        max_resubmits: int,
+        resubmit_delay: dt.timedelta,
+    ) -> list[DayChange]:
+        """Apply a fetched job's per-day statuses as one batch; return the changes made.
+
+        In one transaction: lock the job and its days, let ``diff_day_statuses`` decide the real
+        changes, write them and their transitions. A day the job will not produce (Failed,
+        RunningToBeDeleted, DeletedByUserRequest) is released from the job at once: a Failed day
+        counts a resubmit and goes back to Pending (eligible after ``resubmit_delay``), or to GaveUp
+        once ``max_resubmits`` would be exceeded; a deleted day goes back to Pending without
+        counting. Each release is its own transition (observed_by=resubmit). An active job whose
+        remaining days are all successes becomes finished. Applying the same report twice
+        changes nothing the second time.
+        """
+        if max_resubmits < 0:
+            raise StoreError("max_resubmits must be >= 0")
+        async with self._write("apply day statuses") as conn:
+            job = await self._lock_job(conn, job_id)
+            held = await self._lock_held_days(conn, job_id)
+            known = {row.day: row.status for row in held}
+            resubmits = {row.day: row.resubmits for row in held}
+            observed = diff_day_statuses(
+                resource_type=job.resource_type,
+                job_sid=job.job_sid,
+                known=known,
+                reported=reported,
+                observed_at=now,
+                observed_by=observed_by,
+            )
+            changes: list[DayChange] = []
+            releases: dict[dt.date, _Release] = {}
+            for change in observed:
+                changes.append(change)
+                if not change.to_status.is_lost_by_job:
+                    continue
+                # Only a failure counts against the budget; a deletion was not the day's fault.
+                increment = 1 if change.to_status is DayStatus.FAILED else 0
+                after = DayStatus.PENDING
+                if resubmits[change.day] + increment > max_resubmits:
+                    after = DayStatus.GAVE_UP
+                not_before = now + resubmit_delay if after is DayStatus.PENDING else None
+                releases[change.day] = _Release(after, increment, not_before)
+                changes.append(
+                    DayChange(
+                        resource_type=job.resource_type,
+                        day=change.day,
+                        from_status=change.to_status,
+                        to_status=after,
+                        observed_at=now,
+                        observed_by=ObservedBy.RESUBMIT,
+                        job_sid=job.job_sid,
+                    )
+                )
+            await self._write_changes(conn, job, changes, releases, now)
+
+            after_statuses = {**known, **{c.day: c.to_status for c in observed}}
+            still_held = [s for d, s in after_statuses.items() if d not in releases]
+            job_values: dict[str, Any] = {}
+            if observed:
+                job_values["last_change_at"] = now
+            if job.state is JobState.ACTIVE and all(s.is_success for s in still_held):
+                job_values.update(state=JobState.FINISHED, finished_at=now, next_poll_at=None)
+            if job_values:
+                await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**job_values))
+            return changes
+
+    async def jobs_stale(
+        self, now: dt.datetime, stale_after: dt.timedelta, *, limit: int | None = None
+    ) -> list[Job]:
+        """Active jobs with no day change for ``stale_after`` (submission counts as a change)."""
+        return await self._jobs_where(
+            jobs.c.state == JobState.ACTIVE,
+            jobs.c.last_change_at <= now - stale_after,
+            order=jobs.c.last_change_at,
+            limit=limit,
+        )
+
+    # ------------------------------------------------------------------ ending jobs
+
+    async def jobs_ready_for_deletion(
+        self, *, require_archived: bool, limit: int | None = None
+    ) -> list[Job]:
+        """Finished jobs, oldest first; with ``require_archived`` only those whose every
+        successful day is archived (archiving on: never delete a job before its files are safe).
+        """
+        conditions: list[sa.ColumnElement[bool]] = [jobs.c.state == JobState.FINISHED]
+        if require_archived:
+            conditions.append(
+                ~sa.exists().where(
+                    days.c.job_id == jobs.c.id,
+                    days.c.completed_at.is_not(None),
+                    days.c.archived_at.is_(None),
+                )
+            )
+        return await self._jobs_where(*conditions, order=jobs.c.finished_at, limit=limit)
+
+    async def release_job(
+        self,
+        job_id: int,
+        now: dt.datetime,
+        *,
+        new_state: JobState,
+        observed_by: ObservedBy,
+        reason: str | None = None,
+    ) -> list[DayChange]:
+        """End a job (``new_state``: deleting, deleted or lost) and free the days it still holds.
+
+        Every held day that is not a success goes back to Pending with no job, in the same
+        transaction (a transition for each whose status changes), so the planner may claim it
+        again; successes stay with the job that made their file. Used when Twilio has no such
+        job (a submitting job not found on adoption, a 404), when a stale job is to be deleted,
+        and when someone else deleted it. Resubmit counts are not touched: it was not the day's
+        failure. ``reason`` becomes the job's last error and the transitions' reason.
+        """
+        async with self._write("release job") as conn:
+            job = await self._lock_job(conn, job_id)
+            if new_state not in _ENDINGS[job.state]:
+                raise StoreError(
+                    f"job {job.friendly_name} cannot go from {job.state} to {new_state}"
+                )
+            held = await self._lock_held_days(conn, job_id)
+            releases = {
+                row.day: _Release(DayStatus.PENDING, 0, None)
+                for row in held
+                if not row.status.is_success
+            }
+            changes = [
+                DayChange(
+                    resource_type=job.resource_type,
+                    day=row.day,
+                    from_status=row.status,
+                    to_status=DayStatus.PENDING,
+                    observed_at=now,
+                    observed_by=observed_by,
+                    job_sid=job.job_sid,
+                )
+                for row in held
+                if row.day in releases and row.status is not DayStatus.PENDING
+            ]
+            await self._write_changes(conn, job, changes, releases, now, reason=reason)
+            values: dict[str, Any] = {"state": new_state, "next_poll_at": None}
+            if reason is not None:
+                values["last_error"] = reason
+            if new_state is JobState.DELETED:
+                values["deleted_at"] = now
+            await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
+            return changes
+
+    async def mark_job_deleting(
+        self, job_id: int, now: dt.datetime, *, reason: str | None = None
+    ) -> list[DayChange]:
+        """We decided to DELETE the job on Twilio (finished, or stale: its days are freed)."""
+        return await self.release_job(
+            job_id, now, new_state=JobState.DELETING, observed_by=ObservedBy.CLEANUP, reason=reason
+        )
+
+    async def mark_job_deleted(
+        self, job_id: int, now: dt.datetime, *, reason: str | None = None
+    ) -> list[DayChange]:
+        """Twilio confirmed the delete (204, or 404 for a job it no longer has)."""
+        return await self.release_job(
+            job_id, now, new_state=JobState.DELETED, observed_by=ObservedBy.CLEANUP, reason=reason
+        )
+
+    async def mark_job_lost(
+        self,
+        job_id: int,
+        now: dt.datetime,
+        *,
+        reason: str,
+        observed_by: ObservedBy = ObservedBy.CLEANUP,
+    ) -> list[DayChange]:
+        """Twilio no longer knows the job and we did not delete it; its unfinished days are freed.
+
+        Also the way to abandon a submitting job not found on Twilio after a restart.
+        """
+        return await self.release_job(
+            job_id, now, new_state=JobState.LOST, observed_by=observed_by, reason=reason
+        )
+
+    # ------------------------------------------------------------------ operator
+
+    async def retry_days(
+        self,
+        keys: Iterable[DayKey],
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+        observed_by: ObservedBy = ObservedBy.OPERATOR,
+    ) -> list[DayChange]:
+        """``orchestrator retry``: GaveUp days go back to Pending with a fresh resubmit budget.
+
+        Pending days outside a job also get their budget and delay reset (no transition: the
+        status does not change). Days in a job or already successful are left alone.
+        """
+        wanted = sorted(set(keys), key=_key_order)
+        async with self._write("retry days") as conn:
+            changes: list[DayChange] = []
+            for resource_type, chunk in _chunks_by_type(wanted):
+                rows = (
+                    await conn.execute(
+                        sa.select(days.c.day, days.c.status)
+                        .where(
+                            days.c.account_sid == self.account_sid,
+                            days.c.resource_type == resource_type,
+                            is_in(conn, days.c.day, chunk),
+                            days.c.job_id.is_(None),
+                            days.c.status.in_([DayStatus.GAVE_UP, DayStatus.PENDING]),
+                        )
+                        .order_by(days.c.day)
+                        .with_for_update()
+                    )
+                ).all()
+                if not rows:
+                    continue
+                await conn.execute(
+                    sa.update(days)
+                    .where(
+                        days.c.account_sid == self.account_sid,
+                        days.c.resource_type == resource_type,
+                        is_in(conn, days.c.day, [row.day for row in rows]),
+                    )
+                    .values(
+                        status=DayStatus.PENDING,
+                        resubmits=0,
+                        not_before=None,
+                        last_changed_at=sa.case(
+                            (days.c.status == DayStatus.GAVE_UP, now),
+                            else_=days.c.last_changed_at,
+                        ),
+                    )
+                )
+                given_up = [row.day for row in rows if row.status is DayStatus.GAVE_UP]
+                if given_up:
+                    await self._insert_transitions(
+                        conn,
+                        resource_type,
+                        given_up,
+                        DayStatus.GAVE_UP,
+                        DayStatus.PENDING,
+                        observed_by,
+                        job_id=None,
+                        job_sid=None,
+                        reason=reason,
+                        now=now,
+                    )
+                changes += [
+                    DayChange(
+                        resource_type=resource_type,
+                        day=day,
+                        from_status=DayStatus.GAVE_UP,
+                        to_status=DayStatus.PENDING,
+                        observed_at=now,
+                        observed_by=observed_by,
+                    )
+                    for day in given_up
+                ]
+            return changes
+
+    # ------------------------------------------------------------------ archiving
+
+    async def days_due_for_archiving(
+        self, limit: int, *, now: dt.datetime | None = None
+    ) -> list[Day]:
+        """Successful days without an archived file, oldest completion first.
+
+        With ``now``, days whose failed archive waits for a later attempt
+        (``archive_next_attempt_at`` after ``now``) are left out, so they never hold a place
+        that a day ready to go could take.
+        """
+        query = (
+            sa.select(*_DAY_COLUMNS)
+            .select_from(_DAYS_WITH_HOLDER)
+            .where(
+                days.c.account_sid == self.account_sid,
+                days.c.archived_at.is_(None),
+                # Only successes have a completion time (a CHECK constraint says so).
+                days.c.completed_at.is_not(None),
+            )
+            .order_by(days.c.completed_at, days.c.resource_type, days.c.day)
+            .limit(limit)
+        )
+        if now is not None:
+            query = query.where(
+                sa.or_(
+                    days.c.archive_next_attempt_at.is_(None),
+                    days.c.archive_next_attempt_at <= now,
+                )
+            )
+        async with self._read("days due for archiving") as conn:
+            return [_day(row) for row in await conn.execute(query)]
+
+    async def record_archive(self, key: DayKey, facts: ArchiveFacts) -> Day:
+        """Record where a successful day's complete file is; replaces earlier facts."""
+        async with self._write("record archive") as conn:
+            result = await conn.execute(
+                sa.update(days)
+                .where(self._day_key(key), days.c.completed_at.is_not(None))
+                .values(
+                    archive_path=facts.path,
+                    archive_size=facts.size,
+                    archive_sha256=facts.sha256,
+                    archive_record_count=facts.record_count,
+                    archived_at=facts.archived_at,
+                    # The failures that came before stay counted; nothing is pending any more.
+                    archive_next_attempt_at=None,
+                    archive_error=None,
+                )
+            )
+            day = await self._day(conn, key)
+            if result.rowcount != 1:
+                state = "unknown" if day is None else f"{day.status}, not a success"
+                raise StoreError(f"cannot archive {key.resource_type} {key.day}: {state}")
+            assert day is not None
+            return day
+
+    async def record_archive_failure(
+        self,
+        key: DayKey,
+        now: dt.datetime,
+        *,
+        error: str,
+        backoff: Callable[[int], dt.timedelta],
+    ) -> ArchiveAttempts:
+        """Count a failed archive attempt of a successful, unarchived day; schedule the next.
+
+        One transaction: the day's ``archive_attempts`` goes up by one and the next attempt is
+        due at ``now + backoff(attempts)`` (``attempts`` counts this failure). ``error`` is kept
+        for operators. Raises StoreError when the day is unknown, not a success or already
+        archived (nothing is written then).
+        """
+        async with self._write("record archive failure") as conn:
+            row = (
+                await conn.execute(
+                    sa.select(days.c.archive_attempts)
+                    .where(
+                        self._day_key(key),
+                        days.c.completed_at.is_not(None),
+                        days.c.archived_at.is_(None),
+                    )
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                raise StoreError(
+                    f"cannot count an archive failure of {key.resource_type} {key.day}: "
+                    "unknown, not a success, or already archived"
+                )
+            attempts = row.archive_attempts + 1
+            state = ArchiveAttempts(
+                attempts=attempts, next_attempt_at=now + backoff(attempts), error=error
+            )
+            await conn.execute(
+                sa.update(days)
+                .where(self._day_key(key))
+                .values(
+                    archive_attempts=state.attempts,
+                    archive_next_attempt_at=state.next_attempt_at,
+                    archive_error=state.error,
+                )
+            )
+            return state
+
+    async def archive_attempts(self, key: DayKey) -> ArchiveAttempts | None:
+        """The day's failed archive attempts so far (None for an unknown day)."""
+        query = sa.select(
+            days.c.archive_attempts, days.c.archive_next_attempt_at, days.c.archive_error
+        ).where(self._day_key(key))
+        async with self._read("archive attempts") as conn:
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return ArchiveAttempts(
+            attempts=row.archive_attempts,
+            next_attempt_at=row.archive_next_attempt_at,
+            error=row.archive_error,
+        )
+
+    async def return_day_for_rearchive(
+        self, key: DayKey, now: dt.datetime, *, reason: str
+    ) -> list[DayChange]:
+        """Twilio no longer has the file of a successful day we never archived: make it again.
+
+        One transaction: the day goes back to Pending with no job, no completion time, no
+        resubmit delay and a clean archive retry state, so the planner puts it in one new job;
+        one transition (observed_by=archive, naming the job that made the lost file) with
+        ``reason``. The resubmit count is not touched (it was not the day's failure). A day no
+        longer in that state (archived, or already returned) is left alone: returns [].
+        """
+        async with self._write("return day for rearchive") as conn:
+            row = (
+                await conn.execute(
+                    sa.select(days.c.status, days.c.job_id, jobs.c.job_sid)
+                    .select_from(_DAYS_WITH_HOLDER)
+                    .where(
+                        self._day_key(key),
+                        days.c.completed_at.is_not(None),
+                        days.c.archived_at.is_(None),
+                    )
+                    .with_for_update(of=days)
+                )
+            ).one_or_none()
+            if row is None:
+                return []
+            await conn.execute(
+                sa.update(days)
+                .where(self._day_key(key))
+                .values(
+                    status=DayStatus.PENDING,
+                    job_id=None,
+                    completed_at=None,
+                    not_before=None,
+                    last_changed_at=now,
+                    archive_attempts=0,
+                    archive_next_attempt_at=None,
+                    archive_error=None,
+                )
+            )
+            await self._insert_transitions(
+                conn,
+                key.resource_type,
+                [key.day],
+                row.status,
+                DayStatus.PENDING,
+                ObservedBy.ARCHIVE,
+                job_id=row.job_id,
+                job_sid=row.job_sid,
+                reason=reason,
+                now=now,
+            )
+            return [
+                DayChange(
+                    resource_type=key.resource_type,
+                    day=key.day,
+                    from_status=row.status,
+                    to_status=DayStatus.PENDING,
+                    observed_at=now,
+                    observed_by=ObservedBy.ARCHIVE,
+                    job_sid=row.job_sid,
+                )
+            ]
+
+    # ------------------------------------------------------------------ reading
+
+    async def get_job(self, job_id: int) -> Job:
+        async with self._read("get job") as conn:
+            return await self._job(conn, job_id)
+
+    async def job_by_sid(self, job_sid: str) -> Job | None:
+        found = await self._jobs_where(jobs.c.job_sid == job_sid, order=jobs.c.id)
+        return found[0] if found else None
+
+    async def job_by_friendly_name(self, friendly_name: str) -> Job | None:
+        found = await self._jobs_where(jobs.c.friendly_name == friendly_name, order=jobs.c.id)
+        return found[0] if found else None
+
+    async def list_jobs(self, *, states: Iterable[JobState] | None = None) -> list[Job]:
+        """Jobs (of the given states), oldest first."""
+        conditions = [] if states is None else [jobs.c.state.in_(list(states))]
+        return await self._jobs_where(*conditions, order=jobs.c.id)
+
+    async def get_day(self, key: DayKey) -> Day | None:
+        async with self._read("get day") as conn:
+            return await self._day(conn, key)
+
+    async def list_days(
+        self,
+        *,
+        resource_type: ResourceType | None = None,
+        statuses: Iterable[DayStatus] | None = None,
+    ) -> list[Day]:
+        """Known days (of a type, in some statuses), by type then day."""
+        query = (
+            sa.select(*_DAY_COLUMNS)
+            .select_from(_DAYS_WITH_HOLDER)
+            .where(days.c.account_sid == self.account_sid)
+            .order_by(days.c.resource_type, days.c.day)
+        )
+        if resource_type is not None:
+            query = query.where(days.c.resource_type == resource_type)
+        if statuses is not None:
+            query = query.where(days.c.status.in_(list(statuses)))
+        async with self._read("list days") as conn:
+            return [_day(row) for row in await conn.execute(query)]
+
+    async def days_of_job(self, job_id: int) -> list[Day]:
+        """The days a job holds now (in flight, or produced by it)."""
+        query = (
+            sa.select(*_DAY_COLUMNS)
+            .select_from(_DAYS_WITH_HOLDER)
+            .where(days.c.account_sid == self.account_sid, days.c.job_id == job_id)
+            .order_by(days.c.day)
+        )
+        async with self._read("days of job") as conn:
+            return [_day(row) for row in await conn.execute(query)]
+
+    async def day_history(self, key: DayKey) -> list[DayChange]:
+        """Every status the day has passed through, oldest first."""
+        query = (
+            sa.select(transitions)
+            .where(
+                transitions.c.account_sid == self.account_sid,
+                transitions.c.resource_type == key.resource_type,
+                transitions.c.day == key.day,
+            )
+            .order_by(transitions.c.id)
+        )
+        async with self._read("day history") as conn:
+            return [
+                DayChange(
+                    resource_type=row.resource_type,
+                    day=row.day,
+                    from_status=row.from_status,
+                    to_status=row.to_status,
+                    observed_at=row.observed_at,
+                    observed_by=row.observed_by,
+                    job_sid=row.job_sid,
+                )
+                for row in await conn.execute(query)
+            ]
+
+    async def counts_by_status(self) -> dict[ResourceType, dict[DayStatus, int]]:
+        """How many days are in each status, per resource type (for ``status``)."""
+        query = (
+            sa.select(days.c.resource_type, days.c.status, sa.func.count())
+            .where(days.c.account_sid == self.account_sid)
+            .group_by(days.c.resource_type, days.c.status)
+        )
+        counts: dict[ResourceType, dict[DayStatus, int]] = defaultdict(dict)
+        async with self._read("counts by status") as conn:
+            for resource_type, status, count in await conn.execute(query):
+                counts[resource_type][status] = count
+        return dict(counts)
+
+    async def requested_days_since(self, since: dt.datetime) -> int:
+        """Days requested from Twilio in jobs created at or after ``since`` (the daily budget)."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(jobs.c.day_count), 0)).where(
+            jobs.c.account_sid == self.account_sid, jobs.c.created_at >= since
+        )
+        async with self._read("requested days") as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def all_wanted_final(
+        self, *, keys: Iterable[DayKey] | None = None, require_archived: bool = False
+    ) -> bool:
+        """True when every wanted day (or every one of ``keys``) is final: a success (archived,
+        with ``require_archived``) or GaveUp. An unknown key is not final. For --exit-when-done.
+        """
+        done = _final_condition(require_archived)
+        async with self._read("all wanted final") as conn:
+            if keys is None:
+                open_days = await conn.execute(
+                    sa.select(sa.func.count()).where(days.c.account_sid == self.account_sid, ~done)
+                )
+                return open_days.scalar_one() == 0
+            for resource_type, chunk in _chunks_by_type(sorted(set(keys), key=_key_order)):
+                finished = await conn.execute(
+                    sa.select(sa.func.count()).where(
+                        days.c.account_sid == self.account_sid,
+                        days.c.resource_type == resource_type,
+                        is_in(conn, days.c.day, chunk),
+                        done,
+                    )
+                )
+                if finished.scalar_one() != len(chunk):
+                    return False
+            return True
+
+    # ------------------------------------------------------------------ internals
+
+    def _day_range(
+        self, resource_type: ResourceType, start: dt.date, end: dt.date
+    ) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            days.c.account_sid == self.account_sid,
+            days.c.resource_type == resource_type,
+            days.c.day >= start,
+            days.c.day <= end,
+        )
+
+    def _day_key(self, key: DayKey) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            days.c.account_sid == self.account_sid,
+            days.c.resource_type == key.resource_type,
+            days.c.day == key.day,
+        )
+
+    async def _lock_job(self, conn: AsyncConnection, job_id: int) -> Job:
+        row = (
+            await conn.execute(
+                sa.select(jobs)
+                .where(jobs.c.id == job_id, jobs.c.account_sid == self.account_sid)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if row is None:
+            raise StoreError(f"no job {job_id} for this account")
+        return _job(row)
+
+    async def _lock_held_days(self, conn: AsyncConnection, job_id: int) -> Sequence[_Row]:
+        return (
+            await conn.execute(
+                sa.select(days.c.day, days.c.status, days.c.resubmits)
+                .where(days.c.account_sid == self.account_sid, days.c.job_id == job_id)
+                .order_by(days.c.day)
+                .with_for_update()
+            )
+        ).all()
+
+    async def _job(self, conn: AsyncConnection, job_id: int) -> Job:
+        row = (
+            await conn.execute(
+                sa.select(jobs).where(jobs.c.id == job_id, jobs.c.account_sid == self.account_sid)
+            )
+        ).one_or_none()
+        if row is None:
+            raise StoreError(f"no job {job_id} for this account")
+        return _job(row)
+
+    async def _day(self, conn: AsyncConnection, key: DayKey) -> Day | None:
+        row = (
+            await conn.execute(
+                sa.select(*_DAY_COLUMNS).select_from(_DAYS_WITH_HOLDER).where(self._day_key(key))
+            )
+        ).one_or_none()
+        return None if row is None else _day(row)
+
+    async def _jobs_where(
+        self,
+        *conditions: sa.ColumnElement[bool],
+        order: sa.ColumnElement[Any],
+        limit: int | None = None,
+    ) -> list[Job]:
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.account_sid == self.account_sid, *conditions)
+            .order_by(order, jobs.c.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._read("list jobs") as conn:
+            return [_job(row) for row in await conn.execute(query)]
+
+    async def _write_changes(
+        self,
+        conn: AsyncConnection,
+        job: Job,
+        changes: Sequence[DayChange],
+        releases: Mapping[dt.date, _Release],
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Write each changed day's final state and every transition, set-based.
+
+        ``changes`` may hold two steps for one day (Submitted -> Failed -> Pending); the row gets
+        the last. Days in ``releases`` leave the job and take the release's status, resubmit
+        increment and delay. Days are written in groups that share their new values (a batch
+        of 10,000 days is a handful of statements, not 10,000), each UPDATE conditional on the
+        days still being held by the job in the status they were read in, and its row count
+        checked: a guard on top of the row locks.
+        """
+        # Transitions are inserted by step: every day's first change, then every second one,
+        # so each day's history (ordered by id) stays a chain however the batch is grouped.
+        step_of: dict[dt.date, int] = {}
+        stepped: list[tuple[int, DayChange]] = []
+        for change in changes:
+            step_of[change.day] = step = step_of.get(change.day, -1) + 1
+            stepped.append((step, change))
+        groups = _group(
+            stepped,
+            lambda sc: (
+                sc[0],
+                sc[1].from_status,
+                sc[1].to_status,
+                sc[1].observed_by,
+                sc[1].job_sid,
+            ),
+        )
+        for (_, before, after, observed_by, job_sid), group in sorted(
+            groups.items(), key=lambda item: item[0][0]
+        ):
+            await self._insert_transitions(
+                conn,
+                job.resource_type,
+                [c.day for _, c in group],
+                before,
+                after,
+                observed_by,
+                job_id=job.id,
+                job_sid=job_sid,
+                reason=reason,
+                now=now,
+            )
+        first_from: dict[dt.date, DayStatus] = {}
+        last_to: dict[dt.date, DayStatus] = {}
+        for change in changes:
+            assert change.from_status is not None  # only wanting a day starts from nothing
+            first_from.setdefault(change.day, change.from_status)
+            last_to[change.day] = change.to_status
+        held = [day for day in last_to if day not in releases]
+        for (before, after), dates in _group(held, lambda d: (first_from[d], last_to[d])).items():
+            await self._update_held_days(
+                conn,
+                job,
+                dates,
+                before,
+                values={
+                    "status": after,
+                    "completed_at": now if after.is_success else None,
+                    "last_changed_at": now,
+                },
+            )
+
+        def release_key(day: dt.date) -> tuple[DayStatus, _Release]:
+            # A claimed day still Pending is released without a status change.
+            return first_from.get(day, DayStatus.PENDING), releases[day]
+
+        for (before, release), dates in _group(list(releases), release_key).items():
+            await self._update_held_days(
+                conn,
+                job,
+                dates,
+                before,
+                values={
+                    "status": release.status,
+                    "job_id": None,
+                    "resubmits": days.c.resubmits + release.increment,
+                    "not_before": release.not_before,
+                    "last_changed_at": now if before != release.status else days.c.last_changed_at,
+                },
+            )
+
+    async def _update_held_days(
+        self,
+        conn: AsyncConnection,
+        job: Job,
+        dates: Sequence[dt.date],
+        before: DayStatus,
+        values: Mapping[str, Any],
+    ) -> None:
+        for start in range(0, len(dates), _CHUNK):
+            chunk = dates[start : start + _CHUNK]
+            result = await conn.execute(
+                sa.update(days)
+                .where(
+                    days.c.account_sid == self.account_sid,
+                    days.c.resource_type == job.resource_type,
+                    is_in(conn, days.c.day, chunk),
+                    days.c.job_id == job.id,
+                    days.c.status == before,
+                )
+                .values(**values)
+            )
+            if result.rowcount != len(chunk):
+                raise StoreError(
+                    f"job {job.friendly_name}: {len(chunk) - result.rowcount} days changed "
+                    "under us; nothing was written"
+                )
+
+    async def _insert_transitions(
+        self,
+        conn: AsyncConnection,
+        resource_type: ResourceType,
+        dates: Sequence[dt.date],
+        before: DayStatus | None,
+        after: DayStatus,
+        observed_by: ObservedBy,
+        *,
+        job_id: int | None,
+        job_sid: str | None,
+        reason: str | None,
+        now: dt.datetime,
+    ) -> None:
+        """One transition per day of ``dates``, all alike but for the day, set-based.
+
+        INSERT ... SELECT from the days themselves: the constants are bound once per chunk and
+        the foreign key onto the day is satisfied by construction.
+        """
+        columns = transitions.c
+
+        def constant(value: object, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+            return sa.literal(value, type_=column.type)
+
+        for start in range(0, len(dates), _CHUNK):
+            chunk = dates[start : start + _CHUNK]
+            rows = sa.select(
+                days.c.account_sid,
+                days.c.resource_type,
+                days.c.day,
+                constant(job_id, columns.job_id),
+                constant(job_sid, columns.job_sid),
+                constant(before, columns.from_status),
+                constant(after, columns.to_status),
+                constant(now, columns.observed_at),
+                constant(observed_by, columns.observed_by),
+                constant(reason, columns.reason),
+            ).where(
+                days.c.account_sid == self.account_sid,
+                days.c.resource_type == resource_type,
+                is_in(conn, days.c.day, chunk),
+            )
+            result = await conn.execute(
+                sa.insert(transitions).from_select(
+                    [
+                        columns.account_sid,
+                        columns.resource_type,
+                        columns.day,
+                        columns.job_id,
+                        columns.job_sid,
+                        columns.from_status,
+                        columns.to_status,
+                        columns.observed_at,
+                        columns.observed_by,
+                        columns.reason,
+                    ],
+                    rows,
+                )
+            )
+            if result.rowcount != len(chunk):
+                raise StoreError(f"{len(chunk) - result.rowcount} transitions found no day")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveAttempts:
+    """A day's failed attempts to archive its current file (``record_archive_failure``)."""
+
+    attempts: int
+    # When the next attempt is due; None = as soon as the day is due for archiving.
+    next_attempt_at: dt.datetime | None
+    # The last failure, for operators.
+    error: str | None
+
+
+class _Release(NamedTuple):
+    """What a day released from its job becomes."""
+
+    status: DayStatus
+    # Added to the day's resubmit count: 1 for a failure, 0 when it was not the day's fault.
+    increment: int
+    not_before: dt.datetime | None
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _group(items: Iterable[_V], key: Callable[[_V], _K]) -> dict[_K, list[_V]]:
+    groups: dict[_K, list[_V]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return groups
+
+
+def _claim_problem(
+    wanted: Sequence[dt.date], current: Sequence[_Row], now: dt.datetime
+) -> str | None:
+    by_day = {row.day: row for row in current}
+    for day in wanted:
+        row = by_day.get(day)
+        if row is None:
+            return f"{day} is not a wanted day"
+        if row.job_id is not None:
+            return f"{day} is in job {row.job_id}"
+        if row.status is not DayStatus.PENDING:
+            return f"{day} is {row.status}, not Pending"
+        if row.not_before is not None and row.not_before > now:
+            return f"{day} is not eligible before {row.not_before.isoformat()}"
+    return None
+
+
+def _final_condition(require_archived: bool) -> sa.ColumnElement[bool]:
+    success: sa.ColumnElement[bool] = days.c.status.in_(SUCCESS_STATUSES)
+    if require_archived:
+        success = sa.and_(success, days.c.archived_at.is_not(None))
+    return sa.or_(success, days.c.status == DayStatus.GAVE_UP)
+
+
+def _key_order(key: DayKey) -> tuple[str, dt.date]:
+    return (key.resource_type.value, key.day)
+
+
+def _chunks_by_type(
+    keys: Sequence[DayKey],
+) -> Iterable[tuple[ResourceType, list[dt.date]]]:
+    by_type: dict[ResourceType, list[dt.date]] = defaultdict(list)
+    for key in keys:
+        by_type[key.resource_type].append(key.day)
+    for resource_type, dates in by_type.items():
+        for start in range(0, len(dates), _CHUNK):
+            yield resource_type, dates[start : start + _CHUNK]
+
+
+def _job(row: _Row) -> Job:
+    return Job(
+        id=row.id,
+        friendly_name=row.friendly_name,
+        resource_type=row.resource_type,
+        start_day=row.start_day,
+        end_day=row.end_day,
+        state=row.state,
+        attempt=row.attempt,
+        created_at=row.created_at,
+        job_sid=row.job_sid,
+        submitted_at=row.submitted_at,
+        last_polled_at=row.last_polled_at,
+        next_poll_at=row.next_poll_at,
+        last_change_at=row.last_change_at,
+        finished_at=row.finished_at,
+        deleted_at=row.deleted_at,
+        poll_count=row.poll_count,
+        queue_position=row.queue_position,
+        eta=row.eta,
+        last_error=row.last_error,
+    )
+
+
+def _day(row: _Row) -> Day:
+    archive = None
+    if row.archived_at is not None:
+        archive = ArchiveFacts(
+            path=row.archive_path,
+            size=row.archive_size,
+            sha256=row.archive_sha256,
+            record_count=row.archive_record_count,
+            archived_at=row.archived_at,
+        )
+    return Day(
+        resource_type=row.resource_type,
+        day=row.day,
+        status=row.status,
+        first_wanted_at=row.first_wanted_at,
+        last_changed_at=row.last_changed_at,
+        job_id=row.job_id,
+        job_sid=row.holder_sid,
+        resubmits=row.resubmits,
+        attempts=row.attempts,
+        not_before=row.not_before,
+        archive=archive,
+    )
+
+
+def _describe(exc: sa.exc.SQLAlchemyError) -> str:
+    # The driver's own message, first line only: SQLAlchemy's str() appends the SQL and its
+    # parameters, which make log lines long and add nothing an operator can act on.
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip().splitlines()
+    return f"{type(original or exc).__name__}: {text[0] if text else ''}"
