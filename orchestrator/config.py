@@ -1,0 +1,721 @@
+"""TOML -> frozen, validated settings. Every config error is one line naming the file and the key.
+
+``load_settings(path, environ=...)`` reads the file (tomllib), validates it with pydantic (frozen
+models, unknown keys are errors), then resolves the Twilio secret from the environment or a file.
+Any problem raises ``ConfigError`` whose message reads ``<file>:<dotted.key>: <what is wrong>``,
+e.g. ``config.toml:exports[1].end_day: '2024-02-30' is not a real calendar date``.
+
+Rules the file format documents (see config.example.toml):
+
+- Relative paths in the file (``state.directory``, ``archive.directory``) are relative to the
+  directory holding the configuration file.
+- ``state.directory`` defaults to the first entry of ``$STATE_DIRECTORY`` (set by systemd's
+  ``StateDirectory=``), else ``/var/lib/orchestrator``.
+- ``jobs.name_prefix`` defaults to ``"orch-"`` + the first 8 hex digits of
+  ``sha256(account_sid + "\\n" + state directory)``: stable across restarts, different for two
+  installs sharing an account, and computed without I/O.
+- Secret files (``auth_token_file``, ``api_key_secret_file``): an absolute path is read as is; a
+  relative path is read from ``$CREDENTIALS_DIRECTORY`` when that is set (systemd's
+  ``LoadCredential=``), else from the configuration file's directory. Never both: when systemd
+  hands credentials over, a stray file next to the config cannot shadow them.
+- Secrets never appear in messages or reprs: they are held as ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import os
+import re
+import string
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.domain.cleanup import CleanupPolicy
+from orchestrator.domain.model import ResourceType, parse_day
+from orchestrator.domain.plan import PlanLimits
+from orchestrator.domain.polling import PollPolicy
+from orchestrator.domain.wanted import ExportSpec, FixedRange, LastDays, OpenEnded, Period
+from orchestrator.errors import ConfigError, InvalidInput
+
+DEFAULT_STATE_DIRECTORY = Path("/var/lib/orchestrator")
+DEFAULT_BASE_URL = "https://bulkexports.twilio.com"
+DEFAULT_PATH_TEMPLATE = "{resource_type}/{yyyy}/{mm}/{day}.json.gz"
+# A secret file larger than this is not a token file (and we never read a huge file into memory).
+_MAX_SECRET_FILE_BYTES = 4096
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LOOKS_LIKE_SECRET = re.compile(r"^[0-9a-fA-F]{32}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_TEMPLATE_FIELDS = frozenset({"resource_type", "yyyy", "mm", "dd", "day"})
+_DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class _KeyedError(ValueError):
+    """A validation problem of a key below the model that raises it (a model validator's loc
+    stops at the model; the converter appends ``key``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------------------
+# Value parsers (raise ValueError; pydantic attaches the key)
+
+
+def parse_duration(raw: object) -> dt.timedelta:
+    """``"30s"``, ``"15m"``, ``"24h"``, ``"7d"`` or combinations in that order (``"1h30m"``)."""
+    if isinstance(raw, dt.timedelta):
+        return raw
+    match = _DURATION.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if match is None or not any(match.groups()):
+        shown = repr(raw) if isinstance(raw, str | int | float) else type(raw).__name__
+        raise ValueError(f"{shown} is not a duration like '30s', '15m', '24h', '7d' or '1h30m'")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _positive(value: dt.timedelta) -> dt.timedelta:
+    if value <= dt.timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def _to_day(raw: object) -> dt.date:
+    # TOML dates arrive as date, strings as str; a TOML date-time is a date subclass: refuse it.
+    if isinstance(raw, dt.datetime):
+        raise ValueError(f"{raw.isoformat()} is a date-time; write a day like 2024-01-31")
+    if isinstance(raw, dt.date):
+        return raw
+    try:
+        return parse_day(raw)
+    except InvalidInput as exc:
+        raise ValueError(str(exc).removeprefix(f"{exc.field}: ")) from None
+
+
+def _to_resource_type(raw: object) -> ResourceType:
+    try:
+        return ResourceType.parse(raw)
+    except InvalidInput as exc:
+        raise ValueError(str(exc).removeprefix(f"{exc.field}: ")) from None
+
+
+def _sid_checker(kind: str) -> Any:
+    pattern = re.compile(rf"^{kind}[0-9a-fA-F]{{32}}$")
+
+    def check(value: str) -> str:
+        # Never echo the value: a secret pasted into the wrong key must not reach a log.
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {kind!r} followed by 32 hex digits")
+        return value
+
+    return check
+
+
+def _check_env_name(value: str) -> str:
+    if _LOOKS_LIKE_SECRET.fullmatch(value):
+        raise ValueError("must name an environment variable; it looks like the secret itself")
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError("must be an environment variable name (letters, digits, '_')")
+    return value
+
+
+def _check_file_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[
+    dt.timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)
+]
+DayValue = Annotated[dt.date, BeforeValidator(_to_day)]
+EnvName = Annotated[StrictStr, AfterValidator(_check_env_name)]
+FileName = Annotated[StrictStr, AfterValidator(_check_file_name)]
+Rate = Annotated[float, Field(strict=True, gt=0)]
+
+
+class _Frozen(BaseModel):
+    # hide_input_in_errors: a str(ValidationError) never shows values (a secret might be one).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Sections
+
+
+class TwilioSettings(_Frozen):
+    """[twilio]: the account, where its secret comes from, and how hard to use the API."""
+
+    account_sid: Annotated[StrictStr, AfterValidator(_sid_checker("AC"))]
+    auth_token_env: EnvName | None = None
+    auth_token_file: FileName | None = None
+    api_key_sid: Annotated[StrictStr, AfterValidator(_sid_checker("SK"))] | None = None
+    api_key_secret_env: EnvName | None = None
+    api_key_secret_file: FileName | None = None
+    base_url: StrictStr = DEFAULT_BASE_URL
+    requests_per_second: Rate = 10.0
+    max_concurrent_requests: Annotated[StrictInt, Field(ge=1, le=100)] = 4
+    request_timeout: PositiveDuration = dt.timedelta(seconds=30)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        # Never echo the value: it may hold credentials.
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain credentials (user:password@)")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL like https://bulkexports.twilio.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_auth_method(self) -> TwilioSettings:
+        token = (self.auth_token_env, self.auth_token_file)
+        secret = (self.api_key_secret_env, self.api_key_secret_file)
+        if all(v is not None for v in token):
+            raise _KeyedError("auth_token_file", "give auth_token_env or auth_token_file, not both")
+        if all(v is not None for v in secret):
+            raise _KeyedError(
+                "api_key_secret_file", "give api_key_secret_env or api_key_secret_file, not both"
+            )
+        has_token = any(v is not None for v in token)
+        has_secret = any(v is not None for v in secret)
+        if self.api_key_sid is None and has_secret:
+            raise _KeyedError("api_key_sid", "an API key secret is given but no api_key_sid")
+        if self.api_key_sid is not None and not has_secret:
+            raise _KeyedError(
+                "api_key_secret_env", "api_key_sid needs api_key_secret_env or api_key_secret_file"
+            )
+        if has_token and self.api_key_sid is not None:
+            raise _KeyedError(
+                "api_key_sid",
+                "give one auth method: an auth token (auth_token_env/auth_token_file) "
+                "or an API key (api_key_sid + secret), not both",
+            )
+        if not has_token and self.api_key_sid is None:
+            raise _KeyedError(
+                "auth_token_env",
+                "no credentials: set auth_token_env or auth_token_file "
+                "(or api_key_sid with api_key_secret_env or api_key_secret_file)",
+            )
+        return self
+
+
+class StateSettings(_Frozen):
+    """[state]: where the daemon keeps its database."""
+
+    directory: Path = DEFAULT_STATE_DIRECTORY
+    # May carry a password (PostgreSQL): a secret like the others.
+    database_url: SecretStr = SecretStr(
+        f"sqlite+aiosqlite:///{DEFAULT_STATE_DIRECTORY}/orchestrator.sqlite"
+    )
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _check_database_url(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        scheme = raw.partition("://")[0]
+        if "://" not in raw or scheme not in _DATABASE_SCHEMES:
+            raise ValueError(
+                f"must start with one of {', '.join(s + '://' for s in _DATABASE_SCHEMES)}"
+            )
+        return value
+
+
+class JobsSettings(_Frozen):
+    """[jobs]: how jobs are named and how many Twilio may be asked for."""
+
+    name_prefix: StrictStr
+    max_days_per_job: Annotated[StrictInt, Field(ge=1, le=366)] = 31
+    max_live_jobs: Annotated[StrictInt, Field(ge=1)] = 10
+    max_resubmits: Annotated[StrictInt, Field(ge=0)] = 3
+    resubmit_delay: Duration = dt.timedelta(minutes=15)
+    daily_day_budget: Annotated[StrictInt, Field(ge=1)] = 366
+    stale_after: PositiveDuration = dt.timedelta(hours=24)
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX.fullmatch(value) or value.endswith("-"):
+            raise ValueError(
+                f"{value!r} must be 1-32 characters of letters, digits, '_', '.', '-', "
+                "starting with a letter or digit and not ending with '-'"
+            )
+        return value
+
+
+class PollingSettings(_Frozen):
+    """[polling]: backoff between polls of one job."""
+
+    initial_delay: PositiveDuration = dt.timedelta(seconds=30)
+    max_delay: PositiveDuration = dt.timedelta(minutes=30)
+    multiplier: Annotated[float, Field(strict=True, ge=1)] = 2.0
+    jitter: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.1
+    max_eta_wait: PositiveDuration = dt.timedelta(hours=6)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PollingSettings:
+        if self.initial_delay > self.max_delay:
+            raise _KeyedError("max_delay", "must not be shorter than initial_delay")
+        if self.max_eta_wait < self.initial_delay:
+            raise _KeyedError("max_eta_wait", "must not be shorter than initial_delay")
+        return self
+
+
+class CleanupSettings(_Frozen):
+    """[cleanup]: which jobs to delete and how often to look."""
+
+    interval: PositiveDuration = dt.timedelta(minutes=10)
+    # Looking for orphans means listing every job on Twilio: at start-up, then this often.
+    orphan_interval: PositiveDuration = dt.timedelta(hours=6)
+    delete_finished_jobs: StrictBool = True
+    delete_orphans: StrictBool = True
+
+
+class ArchiveSettings(_Frozen):
+    """[archive]: where day files are kept; absent = archiving off."""
+
+    directory: Path
+    path_template: StrictStr = DEFAULT_PATH_TEMPLATE
+    max_concurrent_downloads: Annotated[StrictInt, Field(ge=1, le=32)] = 2
+    download_read_timeout: PositiveDuration = dt.timedelta(seconds=60)
+
+    @field_validator("path_template")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid template: {exc}") from None
+        unknown = fields - _TEMPLATE_FIELDS
+        if unknown:
+            allowed = ", ".join("{" + f + "}" for f in sorted(_TEMPLATE_FIELDS))
+            raise ValueError(f"unknown field {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+        if "resource_type" not in fields or not ("day" in fields or {"yyyy", "mm", "dd"} <= fields):
+            raise ValueError("must contain {resource_type} and {day} (or {yyyy}, {mm} and {dd})")
+        sample = value.format(
+            resource_type="Calls", yyyy="2024", mm="01", dd="31", day="2024-01-31"
+        )
+        path = Path(sample)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a relative path inside the archive directory")
+        return value
+
+
+class LoggingSettings(_Frozen):
+    """[logging]"""
+
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class ExportSettings(_Frozen):
+    """One [[exports]] entry: a name, a resource type and exactly one period."""
+
+    name: StrictStr
+    resource_type: Annotated[ResourceType, BeforeValidator(_to_resource_type)]
+    start_day: DayValue | None = None
+    end_day: DayValue | None = None
+    last_days: Annotated[StrictInt, Field(ge=1, le=3660)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _EXPORT_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} must be 1-64 characters of letters, digits, '_', '.', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_period(self) -> ExportSettings:
+        if self.last_days is not None and (self.start_day or self.end_day):
+            raise _KeyedError(
+                "last_days",
+                "give either start_day (with an optional end_day) or last_days, not both",
+            )
+        if self.last_days is None and self.start_day is None:
+            key = "start_day"
+            raise _KeyedError(
+                key,
+                "end_day needs a start_day"
+                if self.end_day
+                else "is required (or give last_days = N instead)",
+            )
+        if self.start_day and self.end_day and self.end_day < self.start_day:
+            raise _KeyedError("end_day", f"{self.end_day} is before start_day {self.start_day}")
+        return self
+
+    def to_spec(self) -> ExportSpec:
+        """The domain value of this entry."""
+        period: Period
+        if self.last_days is not None:
+            period = LastDays(self.last_days)
+        elif self.end_day is not None:
+            assert self.start_day is not None  # checked by _one_period
+            period = FixedRange(self.start_day, self.end_day)
+        else:
+            assert self.start_day is not None  # checked by _one_period
+            period = OpenEnded(self.start_day)
+        return ExportSpec(name=self.name, resource_type=self.resource_type, period=period)
+
+
+class ConfigFile(_Frozen):
+    """The configuration file's shape, with derived defaults filled in; no secrets resolved."""
+
+    twilio: TwilioSettings
+    state: StateSettings = StateSettings()
+    jobs: JobsSettings
+    polling: PollingSettings = PollingSettings()
+    cleanup: CleanupSettings = CleanupSettings()
+    archive: ArchiveSettings | None = None
+    logging: LoggingSettings = LoggingSettings()
+    exports: tuple[ExportSettings, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        # Defaults that depend on the environment, the file's location or other keys. Pure: the
+        # environment and the base directory come in the validation context.
+        if not isinstance(data, dict) or not isinstance(info.context, dict):
+            return data
+        environ: Mapping[str, str] = info.context.get("environ", {})
+        base_dir: Path = info.context.get("base_dir", Path("."))
+        data = dict(data)
+        state = data.get("state", {})
+        if isinstance(state, dict):
+            state = dict(state)
+            directory = state.get("directory")
+            if directory is None:
+                from_systemd = environ.get("STATE_DIRECTORY", "").split(":")[0]
+                directory = from_systemd or str(DEFAULT_STATE_DIRECTORY)
+            if isinstance(directory, str):
+                directory = str(base_dir / directory)
+                state["directory"] = directory
+                state.setdefault(
+                    "database_url", f"sqlite+aiosqlite:///{directory}/orchestrator.sqlite"
+                )
+            data["state"] = state
+            jobs = data.get("jobs", {})
+            twilio = data.get("twilio")
+            account_sid = twilio.get("account_sid") if isinstance(twilio, dict) else None
+            if isinstance(jobs, dict) and isinstance(directory, str):
+                jobs = dict(jobs)
+                if isinstance(account_sid, str):
+                    jobs.setdefault("name_prefix", default_name_prefix(account_sid, directory))
+                data["jobs"] = jobs
+        archive = data.get("archive")
+        if isinstance(archive, dict) and isinstance(archive.get("directory"), str):
+            data["archive"] = {**archive, "directory": str(base_dir / archive["directory"])}
+        return data
+
+    @field_validator("exports")
+    @classmethod
+    def _some_exports(cls, value: tuple[ExportSettings, ...]) -> tuple[ExportSettings, ...]:
+        if not value:
+            raise ValueError("at least one [[exports]] table is required")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ConfigFile:
+        # Case-insensitive: "calls" and "Calls" would read as one export in logs.
+        first: dict[str, int] = {}
+        for i, export in enumerate(self.exports):
+            folded = export.name.casefold()
+            if folded in first:
+                j = first[folded]
+                raise _KeyedError(
+                    f"exports[{i}].name",
+                    f"{export.name!r} is already the name of exports[{j}] "
+                    f"({self.exports[j].name!r}); export names must be unique",
+                )
+            first[folded] = i
+        return self
+
+
+class Credentials(_Frozen):
+    """The resolved basic-auth pair for the Bulk Exports API."""
+
+    method: Literal["auth_token", "api_key"]
+    # The account SID (auth token) or the API key SID: not secret.
+    username: str
+    password: SecretStr
+    # Where the secret came from, for diagnostics: "environment variable X" or "file /p".
+    origin: str
+
+
+class Settings(ConfigFile):
+    """The whole validated configuration, secrets resolved. Build it with ``load_settings``."""
+
+    source: str
+    credentials: Credentials
+
+    def export_specs(self) -> tuple[ExportSpec, ...]:
+        return tuple(export.to_spec() for export in self.exports)
+
+    def plan_limits(self) -> PlanLimits:
+        return PlanLimits(
+            max_days_per_job=self.jobs.max_days_per_job,
+            max_live_jobs=self.jobs.max_live_jobs,
+            daily_day_budget=self.jobs.daily_day_budget,
+        )
+
+    def poll_policy(self) -> PollPolicy:
+        return PollPolicy(
+            initial=self.polling.initial_delay,
+            max=self.polling.max_delay,
+            multiplier=self.polling.multiplier,
+            jitter=self.polling.jitter,
+            max_eta_wait=self.polling.max_eta_wait,
+        )
+
+    def cleanup_policy(self) -> CleanupPolicy:
+        return CleanupPolicy(
+            stale_after=self.jobs.stale_after,
+            delete_finished=self.cleanup.delete_finished_jobs,
+            delete_orphans=self.cleanup.delete_orphans,
+            archive_enabled=self.archive is not None,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def default_name_prefix(account_sid: str, state_directory: str) -> str:
+    """``orch-`` + 8 hex digits of sha256(account SID, newline, state directory)."""
+    digest = hashlib.sha256(f"{account_sid}\n{state_directory}".encode()).hexdigest()
+    return f"orch-{digest[:8]}"
+
+
+def secret_file_path(raw: str, *, environ: Mapping[str, str], base_dir: Path) -> Path:
+    """Where a ``*_file`` key points: absolute as is; relative in $CREDENTIALS_DIRECTORY when set,
+    else in the configuration file's directory."""
+    path = Path(raw)
+    if path.is_absolute():
+        return path
+    credentials_directory = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials_directory:
+        return Path(credentials_directory) / path
+    return base_dir / path
+
+
+def _read_secret(
+    env_key: str,
+    env_name: str | None,
+    file_key: str,
+    file_name: str | None,
+    *,
+    environ: Mapping[str, str],
+    base_dir: Path,
+) -> tuple[SecretStr, str]:
+    if env_name is not None:
+        value = environ.get(env_name)
+        if value is None:
+            raise _KeyedError(env_key, f"environment variable {env_name} is not set")
+        if not value.strip():
+            raise _KeyedError(env_key, f"environment variable {env_name} is empty")
+        return SecretStr(value.strip()), f"environment variable {env_name}"
+    assert file_name is not None  # TwilioSettings checked one of the two is given
+    path = secret_file_path(file_name, environ=environ, base_dir=base_dir)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _KeyedError(file_key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > _MAX_SECRET_FILE_BYTES:
+        raise _KeyedError(file_key, f"{path} is larger than {_MAX_SECRET_FILE_BYTES} bytes")
+    try:
+        value = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise _KeyedError(file_key, f"{path} is not UTF-8 text") from None
+    if not value:
+        raise _KeyedError(file_key, f"{path} is empty")
+    if any(ch.isspace() for ch in value):
+        raise _KeyedError(file_key, f"{path} must hold the secret alone on one line")
+    return SecretStr(value), f"file {path}"
+
+
+def _resolve_credentials(
+    twilio: TwilioSettings, *, environ: Mapping[str, str], base_dir: Path
+) -> Credentials:
+    """Read the secret the [twilio] section points to. Raises ``_KeyedError`` (key in [twilio])."""
+    if twilio.api_key_sid is not None:
+        secret, origin = _read_secret(
+            "api_key_secret_env",
+            twilio.api_key_secret_env,
+            "api_key_secret_file",
+            twilio.api_key_secret_file,
+            environ=environ,
+            base_dir=base_dir,
+        )
+        return Credentials(
+            method="api_key", username=twilio.api_key_sid, password=secret, origin=origin
+        )
+    secret, origin = _read_secret(
+        "auth_token_env",
+        twilio.auth_token_env,
+        "auth_token_file",
+        twilio.auth_token_file,
+        environ=environ,
+        base_dir=base_dir,
+    )
+    return Credentials(
+        method="auth_token", username=twilio.account_sid, password=secret, origin=origin
+    )
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed where ``loc`` points (for "did you mean" hints)."""
+    if len(loc) == 1:
+        return list(ConfigFile.model_fields)
+    sections: dict[str, type[BaseModel]] = {
+        "twilio": TwilioSettings,
+        "state": StateSettings,
+        "jobs": JobsSettings,
+        "polling": PollingSettings,
+        "cleanup": CleanupSettings,
+        "archive": ArchiveSettings,
+        "logging": LoggingSettings,
+        "exports": ExportSettings,
+    }
+    model = sections.get(str(loc[0]))
+    return list(model.model_fields) if model is not None else []
+
+
+def _shown(value: object) -> str | None:
+    """A short repr of a scalar input, else None."""
+    if isinstance(value, bool | int | float | str | dt.date):
+        shown = repr(value)
+        return shown if len(shown) <= 40 else shown[:37] + "..."
+    return None
+
+
+def _one_line(exc: ValidationError, source: str) -> ConfigError:
+    """The first validation error as one ``ConfigError`` line naming the key."""
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    cause = error.get("ctx", {}).get("error")
+    kind = error["type"]
+    if isinstance(cause, _KeyedError):
+        key = ".".join(part for part in (_dotted(loc), cause.key) if part)
+        return ConfigError(cause.message, source=source, key=key)
+    key = _dotted(loc)
+    if isinstance(cause, ValueError):
+        message = str(cause)
+    elif kind == "missing":
+        message = "is required"
+        if loc == ("exports",):
+            message = "at least one [[exports]] table is required"
+    elif kind == "extra_forbidden":
+        message = "unknown key"
+        if loc and loc[-1] in ("auth_token", "api_key_secret", "password", "secret"):
+            message += (
+                "; never write a secret in this file: use auth_token_env or auth_token_file "
+                "(api_key_secret_env or api_key_secret_file)"
+            )
+        else:
+            close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+    else:
+        # pydantic's own short message, e.g. "Input should be a valid integer".
+        message = error["msg"].replace("Input should be", "must be")
+        # Values under [twilio] are never echoed: a secret pasted into the wrong key stays out.
+        shown = _shown(error.get("input")) if loc[:1] != ("twilio",) else None
+        if shown is not None:
+            message += f", got {shown}"
+    return ConfigError(" ".join(message.split()), source=source, key=key)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=source) from None
+    except UnicodeDecodeError:
+        raise ConfigError("the file is not UTF-8 text", source=source) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", source=source) from None
+
+
+def load_config_file(path: Path, *, environ: Mapping[str, str] = os.environ) -> ConfigFile:
+    """Read and validate the configuration without resolving secrets.
+
+    For commands that only read or change local state (status, history, retry, migrate): an
+    operator's shell need not hold the Twilio token to run them.
+    """
+    # Absolute, so derived paths (the SQLite URL) do not depend on a later working directory.
+    base_dir = path.absolute().parent
+    raw = _read_toml(path)
+    try:
+        return ConfigFile.model_validate(raw, context={"environ": environ, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise _one_line(exc, str(path)) from None
+
+
+def load_settings(path: Path, *, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read, validate and resolve the configuration at ``path``; ``ConfigError`` on any problem."""
+    source = str(path)
+    file = load_config_file(path, environ=environ)
+    try:
+        credentials = _resolve_credentials(
+            file.twilio, environ=environ, base_dir=path.absolute().parent
+        )
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+    except _KeyedError as exc:
+        raise ConfigError(exc.message, source=source, key=f"twilio.{exc.key}") from None
+    fields = {name: getattr(file, name) for name in ConfigFile.model_fields}
+    return Settings(**fields, source=source, credentials=credentials)
+
+
+def redaction_secrets(settings: Settings) -> list[str]:
+    """The secrets the log redactor must scrub: the Twilio secret and any database password."""
+    secrets = [settings.credentials.password.get_secret_value()]
+    password = urlsplit(settings.state.database_url.get_secret_value()).password
+    if password:
+        secrets.append(password)
+    return secrets
