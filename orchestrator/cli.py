@@ -1,0 +1,362 @@
+"""The command line: the only place that parses argv and sets exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from orchestrator import __version__
+from orchestrator.clock import Clock, ScaledClock, SystemClock
+from orchestrator.config import ConfigFile, load_config_file, load_settings
+from orchestrator.domain.model import (
+    Day,
+    DayKey,
+    ResourceType,
+    latest_eligible_day,
+    parse_day,
+)
+from orchestrator.domain.wanted import spec_days, summarize
+from orchestrator.errors import ConfigError, InvalidInput, OrchestratorError
+from orchestrator.logs import SecretRedactor, configure_logging
+from orchestrator.report import print_status_table
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_USAGE = 64
+EX_CONFIG = 78
+
+DEFAULT_CONFIG = Path("/etc/orchestrator/config.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Keeps Twilio Bulk Export day files safe before Twilio deletes them.",
+    )
+    parser.add_argument("--version", action="version", version=f"orchestrator {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if config:
+            sub.add_argument(
+                "--config",
+                type=Path,
+                default=DEFAULT_CONFIG,
+                help=f"the TOML configuration (default {DEFAULT_CONFIG})",
+            )
+        return sub
+
+    run = command("run", "run the daemon")
+    run.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="exit 0 once every eligible wanted day is final (and archived, when archiving is on)",
+    )
+    simulated = run.add_argument_group(
+        "simulated time",
+        "run on a sped-up clock shared with a simulator (for the demo, tests and benchmarks; "
+        "never against Twilio)",
+    )
+    simulated.add_argument(
+        "--clock-speed", type=float, default=None, help="simulated seconds per real second"
+    )
+    simulated.add_argument(
+        "--clock-start",
+        type=dt.datetime.fromisoformat,
+        default=None,
+        help="simulated time at --clock-anchor (ISO 8601, UTC if naive)",
+    )
+    simulated.add_argument(
+        "--clock-anchor",
+        type=float,
+        default=None,
+        help="the time.monotonic() value at which the clock reads --clock-start",
+    )
+    command("check-config", "validate the configuration and print the plan")
+    status = command("status", "days per export and status, and the jobs")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    history = command("history", "every status one day has passed through")
+    history.add_argument("resource_type", help="Messages, Calls, Conferences or Participants")
+    history.add_argument("day", help="yyyy-mm-dd")
+    retry = command("retry", "return GaveUp days to Pending (by day, range or export)")
+    retry.add_argument("--resource-type", help="limit to one resource type")
+    retry.add_argument("--day", help="one day, yyyy-mm-dd")
+    retry.add_argument("--from", dest="from_day", help="first day of a range, yyyy-mm-dd")
+    retry.add_argument("--to", dest="to_day", help="last day of a range, yyyy-mm-dd")
+    retry.add_argument("--export", help="every day of the export with this name")
+    command("migrate", "upgrade the database to the newest schema")
+    verify = command(
+        "verify-archive",
+        "re-hash every archived file against the store; exit 1 if any is missing or changed",
+    )
+    verify.add_argument(
+        "--deep",
+        action="store_true",
+        help="also re-check the gzip stream, every JSON line and the record count",
+    )
+    simulator = command("simulator", "serve the local Bulk Exports API simulator", config=False)
+    from orchestrator.simulator.cli_args import add_arguments
+
+    add_arguments(simulator)
+    demo = command(
+        "demo",
+        "run the daemon against the bundled simulator on sped-up time, with a temporary "
+        "database; shows progress, the status table and where the files went",
+        config=False,
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the state directory and print its path"
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="simulated seconds per real second (default 2000)",
+    )
+    demo.add_argument("--seed", type=int, default=None, help="seed of the simulator (default 1)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "run": _run,
+        "check-config": _check_config,
+        "status": _status,
+        "history": _history,
+        "retry": _retry,
+        "migrate": _migrate,
+        "verify-archive": _verify_archive,
+        "simulator": _simulator,
+        "demo": _demo,
+    }
+    if args.command not in ("run", "simulator"):
+        # Their stdout is the answer (status --json is parsed): logs go to stderr, warnings only.
+        configure_logging(redactor=SecretRedactor(), level="warning", stream=sys.stderr)
+    try:
+        return asyncio.run(handlers[args.command](args))
+    except ConfigError as error:
+        print(f"orchestrator: config error: {error}", file=sys.stderr)
+        return EX_CONFIG
+    except InvalidInput as error:
+        print(f"orchestrator: {error}", file=sys.stderr)
+        return EX_USAGE
+    except OrchestratorError as error:
+        print(f"orchestrator: {error}", file=sys.stderr)
+        return EX_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------- commands
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from orchestrator.daemon import Daemon
+
+    clock: Clock = SystemClock()
+    if args.clock_speed is not None or args.clock_start is not None:
+        start = args.clock_start
+        if start is not None and start.tzinfo is None:
+            start = start.replace(tzinfo=dt.UTC)
+        if args.clock_speed is not None and args.clock_speed <= 0:
+            raise InvalidInput("--clock-speed", f"must be positive, got {args.clock_speed}")
+        clock = ScaledClock(args.clock_speed or 1.0, start=start, anchor=args.clock_anchor)
+    return await Daemon(args.config, clock=clock, exit_when_done=args.exit_when_done).run()
+
+
+async def _check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    now = SystemClock().now()
+    out = sys.stdout
+    print(f"{settings.source}: OK", file=out)
+    print(
+        f"twilio: account {settings.twilio.account_sid}, {settings.credentials.method} "
+        f"from {settings.credentials.origin}, {settings.twilio.base_url}",
+        file=out,
+    )
+    print(f"jobs: prefix {settings.jobs.name_prefix!r}", file=out)
+    archive = settings.archive.directory if settings.archive else "off"
+    print(f"archive: {archive}", file=out)
+    print(f"latest eligible day now: {latest_eligible_day(now).isoformat()}", file=out)
+    for spec in settings.export_specs():
+        print(f"export {summarize(spec, now).describe()}", file=out)
+    return EX_OK
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    from orchestrator.store.migration import migrate
+
+    config = load_config_file(args.config)
+    _ensure_state_directory(config)
+    await migrate(config.state.database_url.get_secret_value())
+    print("database is at the newest schema")
+    return EX_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    config = load_config_file(args.config)
+    async with _open_store(config) as store:
+        days = await store.list_days()
+        jobs = await store.list_jobs()
+    if args.json:
+        _print_status_json(days, jobs, sys.stdout)
+    else:
+        print_status_table(config, days, jobs, sys.stdout, now=SystemClock().now())
+    return EX_OK
+
+
+async def _history(args: argparse.Namespace) -> int:
+    key = DayKey(
+        ResourceType.parse(args.resource_type, field="resource_type"),
+        parse_day(args.day, field="day"),
+    )
+    config = load_config_file(args.config)
+    async with _open_store(config) as store:
+        changes = await store.day_history(key)
+    if not changes:
+        print(f"no history for {key.resource_type.value} {key.day.isoformat()}")
+        return EX_FAILURE
+    for change in changes:
+        before = change.from_status.value if change.from_status else "-"
+        print(
+            f"{change.observed_at.isoformat(timespec='seconds')}  {before:>21} -> "
+            f"{change.to_status.value:<21}  by {change.observed_by.value:<8}  "
+            f"{change.job_sid or ''}"
+        )
+    return EX_OK
+
+
+async def _retry(args: argparse.Namespace) -> int:
+    from orchestrator.domain.model import ObservedBy
+
+    config = load_config_file(args.config)
+    keys = _retry_keys(args, config)
+    now = SystemClock().now()
+    async with _open_store(config) as store:
+        changes = await store.retry_days(keys, now, observed_by=ObservedBy.OPERATOR)
+    for change in changes:
+        print(f"{change.resource_type.value} {change.day.isoformat()}: {change.to_status.value}")
+    print(f"{len(changes)} day(s) returned to Pending")
+    return EX_OK
+
+
+async def _verify_archive(args: argparse.Namespace) -> int:
+    from orchestrator.workflows.archive import render_verify_report, verify_archive
+
+    config = load_config_file(args.config)
+    async with _open_store(config) as store:
+        report = await verify_archive(store, deep=args.deep)
+    print(render_verify_report(report))
+    return report.exit_code
+
+
+async def _simulator(args: argparse.Namespace) -> int:
+    from orchestrator.simulator.cli_args import serve_from_args
+
+    await serve_from_args(args)
+    return EX_OK
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from orchestrator.demo import DEFAULT_SEED, DEFAULT_SPEED, DemoOptions, run_demo
+
+    speed = DEFAULT_SPEED if args.speed is None else args.speed
+    if speed <= 0:
+        raise InvalidInput("--speed", f"must be positive, got {speed}")
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    return await run_demo(DemoOptions(speed=speed, seed=seed, keep=args.keep), sys.stdout)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _retry_keys(args: argparse.Namespace, config: ConfigFile) -> list[DayKey]:
+    chosen = [x for x in (args.day, args.from_day or args.to_day, args.export) if x]
+    if len(chosen) != 1:
+        raise InvalidInput("retry", "give exactly one of --day, --from/--to, or --export")
+    types = (
+        [ResourceType.parse(args.resource_type, field="--resource-type")]
+        if args.resource_type
+        else list(ResourceType)
+    )
+    if args.export:
+        specs = [s for s in (e.to_spec() for e in config.exports) if s.name == args.export]
+        if not specs:
+            names = ", ".join(e.name for e in config.exports)
+            raise InvalidInput("--export", f"no export named {args.export!r} (have: {names})")
+        spec = specs[0]
+        return [DayKey(spec.resource_type, day) for day in spec_days(spec, SystemClock().now())]
+    if args.day:
+        first = last = parse_day(args.day, field="--day")
+    else:
+        if not (args.from_day and args.to_day):
+            raise InvalidInput("retry", "--from and --to go together")
+        first = parse_day(args.from_day, field="--from")
+        last = parse_day(args.to_day, field="--to")
+        if first > last:
+            raise InvalidInput("--to", f"{last} is before --from {first}")
+    count = (last - first).days + 1
+    return [DayKey(rt, first + dt.timedelta(days=i)) for rt in types for i in range(count)]
+
+
+def _ensure_state_directory(config: ConfigFile) -> None:
+    if config.state.database_url.get_secret_value().startswith("sqlite"):
+        config.state.directory.mkdir(parents=True, exist_ok=True)
+
+
+@asynccontextmanager
+async def _open_store(config: ConfigFile) -> AsyncIterator[Any]:
+    from orchestrator.store.engine import create_engine
+    from orchestrator.store.migration import upgrade_to_head
+    from orchestrator.store.repository import Store
+
+    _ensure_state_directory(config)
+    engine = create_engine(config.state.database_url.get_secret_value())
+    try:
+        # Idempotent at head; lets status/retry run before the daemon ever started.
+        await upgrade_to_head(engine)
+        yield Store(engine, config.twilio.account_sid)
+    finally:
+        await engine.dispose()
+
+
+def _print_status_json(days: Sequence[Day], jobs: Sequence[Any], out: TextIO) -> None:
+    document = {
+        "days": [
+            {
+                "resource_type": d.resource_type.value,
+                "day": d.day.isoformat(),
+                "status": d.status.value,
+                "job_sid": d.job_sid,
+                "resubmits": d.resubmits,
+                "archive_path": d.archive.path if d.archive else None,
+            }
+            for d in days
+        ],
+        "jobs": [
+            {
+                "job_sid": j.job_sid,
+                "friendly_name": j.friendly_name,
+                "resource_type": j.resource_type.value,
+                "start_day": j.start_day.isoformat(),
+                "end_day": j.end_day.isoformat(),
+                "state": j.state.value,
+            }
+            for j in jobs
+        ],
+    }
+    json.dump(document, out, indent=2)
+    out.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

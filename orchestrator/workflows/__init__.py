@@ -1,0 +1,1 @@
+"""Use cases: each loads state, asks a pure decision, acts through the client, saves, logs."""

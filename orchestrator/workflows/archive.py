@@ -1,0 +1,421 @@
+"""Archive every successful day's file before Twilio removes it; check the archive later.
+
+``archive_due_days`` (a daemon pass): load the days due (successes without a file, not waiting
+for a retry), learn each file's size and creation date from the Days list, order them by
+Twilio's removal deadline, and download them within ``[archive] max_concurrent_downloads``.
+Each day ends in exactly one of:
+
+- ``archive.stored``: complete and verified on disk, then recorded in the store (the store is
+  written only after the atomic rename: a crash never leaves a day archived without its file);
+- ``archive.failed`` / ``archive.write_failed``: retried at once within the pass when it may
+  help, then counted in the store and tried again on a later pass with backoff (error level
+  from ``RetryPolicy.alarm_after`` failures on, and always for a full or unwritable disk);
+- ``archive.file_gone`` (error): Twilio no longer has the file: the day goes back to Pending
+  for one new job.
+
+``verify_archive`` (``orchestrator verify-archive``): re-hash every archived file against the
+store; ``render_verify_report`` prints the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.archive.download import FileGone, download_day
+from orchestrator.archive.layout import archive_path
+from orchestrator.archive.policy import (
+    DEFAULT_RETRY_POLICY,
+    FailureKind,
+    Next,
+    RetryPolicy,
+    backoff,
+    decide_failure,
+    order_by_deadline,
+)
+from orchestrator.archive.verify import sha256_file, verify_file
+from orchestrator.archive.writer import Opener, describe_os_error, open_exclusive
+from orchestrator.config import ArchiveSettings
+from orchestrator.domain.model import (
+    ArchiveFacts,
+    Day,
+    DayKey,
+    DayStatus,
+    RemoteDay,
+    ResourceType,
+    parse_day,
+)
+from orchestrator.errors import (
+    ArchiveWriteError,
+    AuthenticationError,
+    DownloadCorrupt,
+    DownloadExpired,
+    InvalidInput,
+    StoreError,
+    TwilioError,
+)
+from orchestrator.logs import get_logger
+from orchestrator.store.repository import Store
+from orchestrator.workflows.context import WorkflowContext, log_changes
+
+log = get_logger(__name__)
+
+# Days taken per pass at most; the rest are due on the next pass.
+MAX_ARCHIVES_PER_PASS = 64
+
+
+class Outcome(enum.StrEnum):
+    STORED = "stored"
+    FAILED = "failed"
+    GONE = "gone"
+    SKIPPED = "skipped"  # the API refused our credentials: nothing counted against the day
+
+
+@dataclass
+class ArchiveReport:
+    """What one pass did, day by day."""
+
+    outcomes: dict[DayKey, Outcome] = field(default_factory=dict)
+
+    def keys(self, outcome: Outcome) -> list[DayKey]:
+        return [key for key, got in self.outcomes.items() if got is outcome]
+
+    @property
+    def stored(self) -> list[DayKey]:
+        return self.keys(Outcome.STORED)
+
+    @property
+    def failed(self) -> list[DayKey]:
+        return self.keys(Outcome.FAILED)
+
+    @property
+    def gone(self) -> list[DayKey]:
+        return self.keys(Outcome.GONE)
+
+
+async def archive_due_days(
+    ctx: WorkflowContext,
+    *,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    opener: Opener = open_exclusive,
+    limit: int = MAX_ARCHIVES_PER_PASS,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> ArchiveReport:
+    """Download, verify and record the files of the days due; a no-op when archiving is off."""
+    report = ArchiveReport()
+    settings = ctx.settings.archive
+    if settings is None or not ctx.health.healthy:
+        return report
+    due = await ctx.store.days_due_for_archiving(limit, now=ctx.now())
+    if not due:
+        return report
+    remote = await _remote_days(ctx, {day.resource_type for day in due})
+    if not ctx.health.healthy:
+        return report
+    created = {key: made for key, entry in remote.items() if (made := _created_on(entry))}
+    ordered = order_by_deadline(due, created)
+    # FIFO: the semaphore hands out places in deadline order.
+    places = asyncio.Semaphore(settings.max_concurrent_downloads)
+
+    async def one(day: Day) -> None:
+        async with places:
+            if not ctx.health.healthy:
+                report.outcomes[day.key] = Outcome.SKIPPED
+                return
+            entry = remote.get(day.key)
+            report.outcomes[day.key] = await _archive_day(
+                ctx,
+                settings,
+                day,
+                entry.size if entry is not None else None,
+                policy=policy,
+                opener=opener,
+                monotonic=monotonic,
+            )
+
+    async with asyncio.TaskGroup() as group:
+        for day in ordered:
+            group.create_task(one(day))
+    return report
+
+
+async def _remote_days(
+    ctx: WorkflowContext, types: Iterable[ResourceType]
+) -> dict[DayKey, RemoteDay]:
+    """The Days list of each type, by day; a list that cannot be read only costs its sizes."""
+    found: dict[DayKey, RemoteDay] = {}
+    for resource_type in sorted(types, key=list(ResourceType).index):
+        try:
+            entries = await ctx.client.list_days(resource_type)
+        except AuthenticationError as error:
+            ctx.health.record_auth_failure(error)
+            return {}
+        except TwilioError as error:
+            log.warning(
+                "archive.days_list_failed",
+                resource_type=resource_type.value,
+                error=str(error),
+                error_type=type(error).__name__,
+                action="archiving without Twilio's sizes",
+            )
+            continue
+        for entry in entries:
+            found[DayKey(entry.resource_type, entry.day)] = entry
+    return found
+
+
+def _created_on(entry: RemoteDay) -> dt.date | None:
+    raw = entry.create_date
+    if raw is None:
+        return None
+    try:
+        return parse_day(raw[:10], field="create_date")
+    except InvalidInput:
+        return None
+
+
+async def _archive_day(
+    ctx: WorkflowContext,
+    settings: ArchiveSettings,
+    day: Day,
+    expected_size: int | None,
+    *,
+    policy: RetryPolicy,
+    opener: Opener,
+    monotonic: Callable[[], float],
+) -> Outcome:
+    fields: dict[str, object] = {
+        "resource_type": day.resource_type.value,
+        "day": day.day.isoformat(),
+        "job_sid": day.job_sid,
+    }
+    try:
+        target = archive_path(
+            settings.directory, settings.path_template, day.resource_type, day.day
+        )
+    except InvalidInput as error:
+        # Config validation and the store's dates make this unreachable; never write anyway.
+        return await _failed(ctx, day, FailureKind.WRITE, str(error), policy, fields)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            stored = await download_day(
+                ctx.client,
+                day.resource_type,
+                day.day,
+                target,
+                settings.directory,
+                expected_size=expected_size,
+                allow_empty=day.status is DayStatus.COMPLETED_EMPTY_RECORDS,
+                opener=opener,
+                monotonic=monotonic,
+            )
+        except FileGone as error:
+            return await _gone(ctx, day, str(error), fields)
+        except AuthenticationError as error:
+            ctx.health.record_auth_failure(error)
+            return Outcome.SKIPPED
+        except ArchiveWriteError as error:
+            kind, message = FailureKind.WRITE, str(error)
+        except DownloadCorrupt as error:
+            kind, message = FailureKind.CORRUPT, str(error)
+        except DownloadExpired as error:
+            kind, message = FailureKind.EXPIRED_URL, str(error)
+        except TwilioError as error:
+            kind, message = FailureKind.TRANSPORT, f"{type(error).__name__}: {error}"
+        else:
+            facts = ArchiveFacts(
+                path=str(stored.path),
+                size=stored.size,
+                sha256=stored.sha256,
+                record_count=stored.record_count,
+                archived_at=ctx.now(),
+            )
+            try:
+                await ctx.store.record_archive(day.key, facts)
+            except StoreError as error:
+                # The file is complete on disk but not recorded: the next pass replaces it.
+                log.error("archive.record_failed", error=str(error), path=facts.path, **fields)
+                return Outcome.FAILED
+            log.info(
+                "archive.stored",
+                path=facts.path,
+                bytes=facts.size,
+                records=facts.record_count,
+                sha256=facts.sha256,
+                seconds=round(stored.seconds, 3),
+                url_resolutions=stored.resolutions,
+                attempt=attempt,
+                **fields,
+            )
+            return Outcome.STORED
+        if decide_failure(kind, attempt, policy) is Next.RETRY_NOW:
+            log.warning(
+                "archive.retrying", reason=kind.value, error=message, attempt=attempt, **fields
+            )
+            continue
+        return await _failed(ctx, day, kind, message, policy, fields)
+
+
+async def _failed(
+    ctx: WorkflowContext,
+    day: Day,
+    kind: FailureKind,
+    message: str,
+    policy: RetryPolicy,
+    fields: dict[str, object],
+) -> Outcome:
+    jitter = ctx.random()
+    try:
+        state = await ctx.store.record_archive_failure(
+            day.key,
+            ctx.now(),
+            error=f"{kind.value}: {message}",
+            backoff=lambda failures: backoff(failures, policy, jitter),
+        )
+    except StoreError as error:
+        log.error("archive.record_failed", error=str(error), **fields)
+        return Outcome.FAILED
+    details = {
+        "reason": kind.value,
+        "error": message,
+        "failures": state.attempts,
+        "next_attempt_at": state.next_attempt_at.isoformat() if state.next_attempt_at else None,
+        **fields,
+    }
+    if kind is FailureKind.WRITE:
+        log.error(
+            "archive.write_failed",
+            directory=str(ctx.settings.archive.directory) if ctx.settings.archive else None,
+            action="free space or fix permissions; the day is retried later",
+            **details,
+        )
+    elif state.attempts >= policy.alarm_after:
+        log.error("archive.failed", **details)
+    else:
+        log.warning("archive.failed", **details)
+    return Outcome.FAILED
+
+
+async def _gone(ctx: WorkflowContext, day: Day, message: str, fields: dict[str, object]) -> Outcome:
+    changes = await ctx.store.return_day_for_rearchive(
+        day.key, ctx.now(), reason="archive: Twilio no longer has the file"
+    )
+    log.error(
+        "archive.file_gone",
+        error=message,
+        action="day back to Pending for a new job" if changes else "nothing to do",
+        **fields,
+    )
+    log_changes(changes)
+    return Outcome.GONE
+
+
+# ---------------------------------------------------------------------- verify-archive
+
+
+class Problem(enum.StrEnum):
+    MISSING = "missing"
+    CHANGED = "changed"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    resource_type: ResourceType
+    day: dt.date
+    path: str
+    problem: Problem
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What ``verify_archive`` found; ``exit_code`` is 0 only when every file is as recorded."""
+
+    checked: int
+    ok: int
+    problems: tuple[FileProblem, ...]
+
+    @property
+    def missing(self) -> int:
+        return sum(1 for p in self.problems if p.problem is Problem.MISSING)
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for p in self.problems if p.problem is not Problem.MISSING)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+async def verify_archive(store: Store, *, deep: bool = False) -> VerifyReport:
+    """Re-hash every archived file and compare it with what the store recorded.
+
+    A file absent is ``missing``; one whose size or sha256 differs is ``changed`` (with
+    ``deep``, also a file that is no longer whole gzip JSON lines or whose record count differs);
+    one that cannot be read is ``unreadable``. Paths are the absolute ones recorded at archive
+    time, so a moved archive shows as missing. Needs no Twilio credentials.
+    """
+    archived = [day for day in await store.list_days() if day.archive is not None]
+    problems: list[FileProblem] = []
+    for day in archived:
+        problem = await asyncio.to_thread(_check_file, day, deep)
+        if problem is not None:
+            problems.append(problem)
+    return VerifyReport(
+        checked=len(archived), ok=len(archived) - len(problems), problems=tuple(problems)
+    )
+
+
+def _check_file(day: Day, deep: bool) -> FileProblem | None:
+    facts = day.archive
+    assert facts is not None
+
+    def problem(kind: Problem, detail: str) -> FileProblem:
+        return FileProblem(day.resource_type, day.day, facts.path, kind, detail)
+
+    path = Path(facts.path)
+    try:
+        if not path.is_file():
+            return problem(Problem.MISSING, "no such file")
+        if deep:
+            try:
+                found = verify_file(
+                    path, allow_empty=day.status is DayStatus.COMPLETED_EMPTY_RECORDS
+                )
+            except DownloadCorrupt as error:
+                return problem(Problem.CHANGED, f"not a valid day file any more: {error}")
+            size, sha256, records = found.size, found.sha256, found.record_count
+        else:
+            size, sha256 = sha256_file(path)
+            records = facts.record_count
+    except OSError as error:
+        return problem(Problem.UNREADABLE, describe_os_error(error))
+    if size != facts.size:
+        return problem(Problem.CHANGED, f"{size} bytes, recorded {facts.size}")
+    if sha256 != facts.sha256:
+        return problem(Problem.CHANGED, f"sha256 {sha256}, recorded {facts.sha256}")
+    if records != facts.record_count:
+        return problem(Problem.CHANGED, f"{records} records, recorded {facts.record_count}")
+    return None
+
+
+def render_verify_report(report: VerifyReport) -> str:
+    """Human-readable lines: one per problem, then a summary line."""
+    lines = [
+        f"{p.problem.value}: {p.resource_type.value} {p.day.isoformat()} {p.path} ({p.detail})"
+        for p in report.problems
+    ]
+    lines.append(
+        f"checked {report.checked} archived files: {report.ok} ok, "
+        f"{report.missing} missing, {report.changed} changed or unreadable"
+    )
+    return "\n".join(lines)

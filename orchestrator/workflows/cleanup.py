@@ -1,0 +1,103 @@
+"""Delete stale, finished and orphaned jobs of ours on Twilio; never anyone else's."""
+
+from __future__ import annotations
+
+from orchestrator.domain.cleanup import CleanupAction, CleanupReason, decide_cleanup, owns_name
+from orchestrator.domain.model import JobState, RemoteJob, ResourceType
+from orchestrator.errors import AuthenticationError, TwilioError
+from orchestrator.logs import get_logger
+from orchestrator.twilio import DeleteOutcome
+from orchestrator.workflows.context import WorkflowContext, log_changes
+
+log = get_logger(__name__)
+
+_OPEN_STATES = (JobState.ACTIVE, JobState.FINISHED, JobState.DELETING)
+
+
+async def clean_up(ctx: WorkflowContext, *, sweep_orphans: bool = False) -> list[CleanupAction]:
+    """Decide which of our jobs to delete and delete them; return what was done.
+
+    Our own jobs are deleted by the SIDs the store recorded, so an ordinary pass calls Twilio
+    only to delete. ``sweep_orphans`` also lists every job on Twilio to find jobs with our
+    prefix that the store never recorded: costly (a list per resource type, every page), so
+    the daemon does it at start-up and then every ``cleanup.orphan_interval``.
+    """
+    if not ctx.health.healthy:
+        return []
+    prefix = ctx.settings.jobs.name_prefix
+    remote: list[RemoteJob] = []
+    if sweep_orphans and ctx.settings.cleanup.delete_orphans:
+        listed = await _list_remote_jobs(ctx)
+        if listed is None:
+            return []
+        remote = listed
+    # Read after listing: a job created meanwhile is then known, not taken for an orphan.
+    known_names = {job.friendly_name for job in await ctx.store.list_jobs()}
+    jobs = await ctx.store.list_jobs(states=_OPEN_STATES)
+    days = await ctx.store.list_days()
+    now = ctx.now()
+    actions = decide_cleanup(
+        jobs,
+        days,
+        remote,
+        known_names=known_names,
+        policy=ctx.settings.cleanup_policy(),
+        prefix=prefix,
+        now=now,
+    )
+    done: list[CleanupAction] = []
+    for action in actions:
+        # decide_cleanup promises this already; checked again at the one place that deletes.
+        if not owns_name(action.friendly_name, prefix):
+            log.error("job.delete_refused", job_sid=action.job_sid, reason="not our prefix")
+            continue
+        if await _delete(ctx, action):
+            done.append(action)
+        if not ctx.health.healthy:
+            break
+    return done
+
+
+async def _list_remote_jobs(ctx: WorkflowContext) -> list[RemoteJob] | None:
+    """Every job on Twilio of the resource types we use; None when it could not be listed."""
+    jobs = await ctx.store.list_jobs(states=_OPEN_STATES)
+    types = {job.resource_type for job in jobs} | {
+        spec.resource_type for spec in ctx.settings.export_specs()
+    }
+    remote: list[RemoteJob] = []
+    for resource_type in sorted(types, key=list(ResourceType).index):
+        try:
+            remote.extend(await ctx.client.list_jobs(resource_type))
+        except AuthenticationError as error:
+            ctx.health.record_auth_failure(error)
+            return None
+        except TwilioError as error:
+            log.warning("cleanup.deferred", resource_type=resource_type.value, error=str(error))
+            return None
+    return remote
+
+
+async def _delete(ctx: WorkflowContext, action: CleanupAction) -> bool:
+    fields = {
+        "resource_type": action.resource_type.value,
+        "job_sid": action.job_sid,
+        "friendly_name": action.friendly_name,
+        "reason": action.reason.value,
+    }
+    try:
+        outcome = await ctx.client.delete_job(action.job_sid)
+    except AuthenticationError as error:
+        ctx.health.record_auth_failure(error)
+        return False
+    except TwilioError as error:
+        log.warning("job.delete_failed", error=str(error), **fields)
+        return False
+    # Days are released only once Twilio confirmed, so a day never sits in two live jobs.
+    if action.job_id is not None:
+        changes = await ctx.store.mark_job_deleted(
+            action.job_id, ctx.now(), reason=f"cleanup: {action.reason.value}"
+        )
+        log_changes(changes)
+    level = log.warning if action.reason is CleanupReason.STALE else log.info
+    level("job.deleted", already_gone=outcome is DeleteOutcome.ALREADY_GONE, **fields)
+    return True

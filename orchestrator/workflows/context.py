@@ -1,0 +1,85 @@
+"""What every workflow is given: the store, the client, the clock, the settings, API health."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from orchestrator.clock import Clock
+from orchestrator.config import Settings
+from orchestrator.domain.model import DayChange
+from orchestrator.errors import AuthenticationError
+from orchestrator.logs import get_logger
+from orchestrator.store.repository import Store
+from orchestrator.twilio import BulkExportsClient
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ApiHealth:
+    """Whether the daemon may call Twilio.
+
+    After a 401/403 every further call would fail the same way and look like an attack, so
+    the daemon stops calling Twilio until the configuration is fixed and reloaded.
+    """
+
+    auth_failure: str | None = None
+    on_change: Callable[[ApiHealth], None] | None = field(default=None, repr=False)
+
+    @property
+    def healthy(self) -> bool:
+        return self.auth_failure is None
+
+    def record_auth_failure(self, error: AuthenticationError) -> None:
+        first = self.auth_failure is None
+        self.auth_failure = f"Twilio rejected the credentials: {error}"
+        if first:
+            log.error(
+                "twilio.auth_failed",
+                status=error.status,
+                code=error.code,
+                message=error.message,
+                action="stopped calling Twilio; fix the credentials and reload (SIGHUP)",
+            )
+            if self.on_change is not None:
+                self.on_change(self)
+
+    def reset(self) -> None:
+        if self.auth_failure is not None:
+            self.auth_failure = None
+            log.info("twilio.auth_restored")
+            if self.on_change is not None:
+                self.on_change(self)
+
+
+@dataclass(frozen=True)
+class WorkflowContext:
+    store: Store
+    client: BulkExportsClient
+    clock: Clock
+    settings: Settings
+    health: ApiHealth
+    # A number in [0, 1) for poll jitter; injected so tests are reproducible.
+    random: Callable[[], float]
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+
+def log_changes(changes: Iterable[DayChange]) -> None:
+    """One ``day.status_changed`` event per recorded transition."""
+    for change in changes:
+        fields = {
+            "resource_type": change.resource_type.value,
+            "day": change.day.isoformat(),
+            "job_sid": change.job_sid,
+            "from_status": change.from_status.value if change.from_status else None,
+            "to_status": change.to_status.value,
+            "observed_by": change.observed_by.value,
+        }
+        if change.to_status.value == "GaveUp":
+            log.error("day.status_changed", **fields)
+        else:
+            log.info("day.status_changed", **fields)

@@ -1,0 +1,179 @@
+"""Recovery paths of the daemon's workflows, end to end against the simulator on a manual clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+
+from orchestrator.clock import ManualClock
+from orchestrator.daemon import run_cycle
+from orchestrator.domain.model import (
+    DayKey,
+    DayStatus,
+    JobRequest,
+    JobState,
+    ResourceType,
+    friendly_name,
+)
+from orchestrator.simulator import FaultSettings, SimulatorSettings, running_simulator
+from tests.e2e.conftest import ACCOUNT, PREFIX, TOKEN, MakeHarness
+
+START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+FIRST = dt.date(2026, 1, 1)
+LAST = dt.date(2026, 1, 5)
+STEP = dt.timedelta(minutes=1)
+CREATE_ROUTE = "POST /v1/Exports/{ResourceType}/Jobs"
+
+CONFIG = f"""
+[jobs]
+name_prefix = "{PREFIX}"
+max_resubmits = 1
+resubmit_delay = "2m"
+stale_after = "2h"
+
+[polling]
+initial_delay = "30s"
+max_delay = "5m"
+
+[[exports]]
+name = "messages"
+resource_type = "Messages"
+start_day = "{FIRST}"
+end_day = "{LAST}"
+"""
+
+
+def simulator(clock: ManualClock, faults: FaultSettings | None = None) -> SimulatorSettings:
+    return SimulatorSettings(
+        account_sid=ACCOUNT,
+        auth_token=TOKEN,
+        seed=11,
+        clock=clock,
+        job_base_seconds=30,
+        day_seconds=(5, 10),
+        faults=faults or FaultSettings(),
+    )
+
+
+async def test_an_ambiguous_create_is_adopted_not_duplicated(make_harness: MakeHarness) -> None:
+    """A create whose answer was lost is found by friendly name; Twilio gets one job."""
+    clock = ManualClock(START)
+    faults = FaultSettings(drop_after_next=1, http_fault_routes=frozenset({CREATE_ROUTE}))
+    async with running_simulator(simulator(clock, faults)) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        with structlog.testing.capture_logs() as logs:
+            await run_cycle(harness.ctx)
+            [job] = await harness.ctx.store.list_jobs()
+            assert job.state is JobState.SUBMITTING and job.job_sid is None
+            clock.advance(STEP)
+            await harness.run_until_final(step=STEP, max_cycles=200)
+        stats = sim.stats()
+    events = [e["event"] for e in logs]
+    assert events.index("job.submit_ambiguous") < events.index("job.adopted")
+    assert stats["jobs_created"] == 1
+    [adopted] = await harness.ctx.store.list_jobs()
+    assert adopted.job_sid == stats["jobs"][0]["job_sid"]
+    assert adopted.friendly_name == job.friendly_name
+
+
+async def test_a_crash_between_claim_and_post_resubmits_under_a_new_name(
+    make_harness: MakeHarness,
+) -> None:
+    """A job row whose POST never happened is abandoned; its days go out once, as attempt 2."""
+    clock = ManualClock(START)
+    async with running_simulator(simulator(clock)) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        store = harness.ctx.store
+        keys = [DayKey(ResourceType.MESSAGES, FIRST + dt.timedelta(days=i)) for i in range(5)]
+        await store.upsert_wanted_days(keys, clock.now())
+        name = friendly_name(PREFIX, ResourceType.MESSAGES, FIRST, LAST, 1)
+        # The daemon died right after writing its intent: the row exists, the POST never left.
+        crashed = await store.claim_days(
+            JobRequest(ResourceType.MESSAGES, FIRST, LAST, 1, name), clock.now()
+        )
+        with structlog.testing.capture_logs() as logs:
+            await harness.run_until_final(step=STEP, max_cycles=200)
+        stats = sim.stats()
+    assert "job.abandoned" in [e["event"] for e in logs]
+    assert (await store.get_job(crashed.id)).state is JobState.LOST
+    assert [j["friendly_name"] for j in stats["jobs"]] == [
+        friendly_name(PREFIX, ResourceType.MESSAGES, FIRST, LAST, 2)
+    ]
+
+
+async def test_days_of_a_job_deleted_by_someone_else_are_done_again(
+    make_harness: MakeHarness,
+) -> None:
+    """When another party deletes our job, its unfinished days go back and complete later."""
+    clock = ManualClock(START)
+    async with running_simulator(simulator(clock)) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        await run_cycle(harness.ctx)
+        [job] = await harness.ctx.store.list_jobs()
+        assert job.job_sid is not None
+        await harness.ctx.client.delete_job(job.job_sid)
+        await harness.run_until_final(step=STEP, max_cycles=300)
+        stats = sim.stats()
+    store = harness.ctx.store
+    # Seen either as its days going RunningToBeDeleted/DeletedByUserRequest, or as a 404.
+    assert (await store.get_job(job.id)).state in (JobState.DELETED, JobState.LOST)
+    assert stats["jobs_created"] == 2
+    deleted_statuses = {DayStatus.RUNNING_TO_BE_DELETED, DayStatus.DELETED_BY_USER_REQUEST}
+    for day in await store.list_days():
+        assert day.status.is_success
+        assert day.resubmits == 0  # not the day's failure: no resubmit counted
+        history = [c.to_status for c in await store.day_history(day.key)]
+        assert history.count(DayStatus.SUBMITTED) == 2
+        if (await store.get_job(job.id)).state is JobState.DELETED:
+            assert deleted_statuses & set(history)
+
+
+async def test_a_day_that_keeps_failing_gives_up_and_retry_brings_it_back(
+    make_harness: MakeHarness,
+) -> None:
+    """After max_resubmits the day is GaveUp (logged at error); retry returns it to Pending."""
+    clock = ManualClock(START)
+    bad = DayKey(ResourceType.MESSAGES, dt.date(2026, 1, 3))
+    faults = FaultSettings(always_fail_days=frozenset({(bad.resource_type, bad.day)}))
+    async with running_simulator(simulator(clock, faults)) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        store = harness.ctx.store
+        with structlog.testing.capture_logs() as logs:
+            await harness.run_until_final(step=STEP, max_cycles=300)
+        day = await store.get_day(bad)
+        assert day is not None and day.status is DayStatus.GAVE_UP
+        gave_up = [
+            e for e in logs if e["event"] == "day.status_changed" and e["to_status"] == "GaveUp"
+        ]
+        assert [(e["day"], e["log_level"]) for e in gave_up] == [("2026-01-03", "error")]
+        # Tried twice: the first job and one resubmission of the day alone.
+        assert [c.to_status for c in await store.day_history(bad)].count(DayStatus.FAILED) == 2
+
+        await store.retry_days([bad], clock.now())
+        day = await store.get_day(bad)
+        assert day is not None and day.status is DayStatus.PENDING and day.resubmits == 0
+        await run_cycle(harness.ctx)
+        day = await store.get_day(bad)
+        assert day is not None and day.status is DayStatus.SUBMITTED
+        assert sim.stats()["jobs_created"] == 3
+
+
+async def test_rejected_credentials_stop_all_calls_to_twilio(make_harness: MakeHarness) -> None:
+    """After a 401 the workflows stop calling Twilio instead of hammering it."""
+    clock = ManualClock(START)
+    async with running_simulator(simulator(clock)) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock, token="wrong-token-123456")
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(20):
+                await run_cycle(harness.ctx)
+                clock.advance(STEP)
+        stats = sim.stats()
+    assert not harness.ctx.health.healthy
+    assert [e["event"] for e in logs].count("twilio.auth_failed") == 1
+    refused = sum(counts.get("401", 0) for counts in stats["requests"].values())
+    assert refused == 1
+    # Nothing was lost: the days wait, Pending, in no job.
+    days = await harness.ctx.store.list_days()
+    assert len(days) == 5 and {d.status for d in days} == {DayStatus.PENDING}
+    assert all(d.job_id is None for d in days)
