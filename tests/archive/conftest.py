@@ -1,0 +1,184 @@
+"""The archive workflow wired to a real SQLite store and a client, on a manual clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import random
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import stamina
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.clock import ManualClock
+from orchestrator.config import load_settings
+from orchestrator.daemon import client_credentials, client_settings
+from orchestrator.domain.model import (
+    DayKey,
+    DayStatus,
+    JobRequest,
+    ObservedBy,
+    ResourceType,
+    friendly_name,
+)
+from orchestrator.store.engine import create_engine
+from orchestrator.store.migration import upgrade_to_head
+from orchestrator.store.repository import Store
+from orchestrator.twilio import BulkExportsClient, new_http_session
+from orchestrator.workflows.context import ApiHealth, WorkflowContext
+
+TOKEN = "archive-test-token-8d1e"
+ACCOUNT = "AC" + "2" * 32
+PREFIX = "orch-arch"
+START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@dataclass
+class Env:
+    ctx: WorkflowContext
+    clock: ManualClock
+    archive_dir: Path
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    async def succeed(
+        self,
+        resource_type: ResourceType,
+        days: Iterable[dt.date],
+        *,
+        job_sid: str = "JS" + "a" * 32,
+        statuses: dict[dt.date, DayStatus] | None = None,
+    ) -> int:
+        """Put contiguous ``days`` through a job in the store, ending in success; the job id."""
+        wanted = sorted(days)
+        now = self.clock.now()
+        await self.store.upsert_wanted_days([DayKey(resource_type, d) for d in wanted], now)
+        name = friendly_name(PREFIX, resource_type, wanted[0], wanted[-1], 1)
+        job = await self.store.claim_days(
+            JobRequest(resource_type, wanted[0], wanted[-1], 1, name), now
+        )
+        await self.store.record_job_sid(job.id, job_sid, now, now)
+        reported = dict.fromkeys(wanted, DayStatus.COMPLETED) | (statuses or {})
+        await self.store.apply_day_statuses(
+            job.id,
+            reported,
+            now,
+            ObservedBy.POLL,
+            max_resubmits=2,
+            resubmit_delay=dt.timedelta(minutes=1),
+        )
+        return job.id
+
+
+# Only the end-to-end tests run the planner; the rest put days in the store themselves.
+DEFAULT_EXPORTS = """
+[[exports]]
+name = "messages"
+resource_type = "Messages"
+start_day = "2026-01-01"
+end_day = "2026-01-01"
+"""
+
+MakeEnv = Callable[..., Awaitable[Env]]
+
+
+def config_text(tmp_path: Path, base_url: str, archive: str, exports: str = "") -> str:
+    return (
+        textwrap.dedent(
+            f"""
+        [twilio]
+        account_sid = "{ACCOUNT}"
+        auth_token_env = "ARCHIVE_TWILIO_TOKEN"
+        base_url = "{base_url}"
+        requests_per_second = 1000
+        max_concurrent_requests = 8
+
+        [state]
+        directory = "{tmp_path / "state"}"
+
+        [jobs]
+        name_prefix = "{PREFIX}"
+        max_resubmits = 2
+        resubmit_delay = "1m"
+
+        [polling]
+        initial_delay = "30s"
+        max_delay = "2m"
+        """
+        )
+        + textwrap.dedent(archive)
+        + textwrap.dedent(exports)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> None:
+    """Retries happen, but without sleeping."""
+    stamina.set_testing(True, attempts=2)
+
+
+@pytest.fixture
+async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
+    """Build an Env against a base URL (the simulator or the scriptable fake)."""
+    made: list[tuple[BulkExportsClient, aiohttp.ClientSession, AsyncEngine]] = []
+
+    async def factory(
+        base_url: str,
+        clock: ManualClock,
+        *,
+        max_concurrent: int = 2,
+        template: str | None = None,
+        exports: str = DEFAULT_EXPORTS,
+    ) -> Env:
+        archive_dir = tmp_path / "archive"
+        archive = f"""
+        [archive]
+        directory = "{archive_dir}"
+        max_concurrent_downloads = {max_concurrent}
+        """
+        if template is not None:
+            archive += f'path_template = "{template}"\n'
+        path = tmp_path / "config.toml"
+        path.write_text(config_text(tmp_path, base_url, archive, exports))
+        settings = load_settings(path, environ={"ARCHIVE_TWILIO_TOKEN": TOKEN})
+        settings.state.directory.mkdir(parents=True, exist_ok=True)
+        archive_dir.mkdir(exist_ok=True)
+        engine = create_engine(settings.state.database_url.get_secret_value())
+        await upgrade_to_head(engine)
+        session = new_http_session(client_settings(settings))
+        client = BulkExportsClient(
+            client_credentials(settings),
+            session=session,
+            settings=client_settings(settings),
+            clock=clock,
+        )
+        made.append((client, session, engine))
+        ctx = WorkflowContext(
+            store=Store(engine, ACCOUNT),
+            client=client,
+            clock=clock,
+            settings=settings,
+            health=ApiHealth(),
+            random=random.Random(5).random,
+        )
+        return Env(ctx=ctx, clock=clock, archive_dir=archive_dir)
+
+    yield factory
+    for client, session, engine in made:
+        await client.aclose()
+        await session.close()
+        await engine.dispose()
+
+
+def gzip_lines(*records: object, raw: bytes = b"") -> bytes:
+    """A gzip day file of JSON lines (and ``raw`` bytes appended to the text)."""
+    text = b"".join(json.dumps(r).encode() + b"\n" for r in records) + raw
+    return gzip.compress(text, mtime=0)
