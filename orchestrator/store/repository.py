@@ -891,9 +891,15 @@ class Store:
         return dict(counts)
 
     async def requested_days_since(self, since: dt.datetime) -> int:
-        """Days requested from Twilio in jobs created at or after ``since`` (the daily budget)."""
+        """Days requested from Twilio in jobs created at or after ``since`` (the daily budget).
+
+        A job still submitting counts (its create may have reached Twilio); one lost without a
+        SID does not: Twilio refused it, or never received it, and charged no quota for it.
+        """
         query = sa.select(sa.func.coalesce(sa.func.sum(jobs.c.day_count), 0)).where(
-            jobs.c.account_sid == self.account_sid, jobs.c.created_at >= since
+            jobs.c.account_sid == self.account_sid,
+            jobs.c.created_at >= since,
+            sa.or_(jobs.c.job_sid.is_not(None), jobs.c.state != JobState.LOST),
         )
         async with self._read("requested days") as conn:
             return int((await conn.execute(query)).scalar_one())

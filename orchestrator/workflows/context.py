@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
 from orchestrator.domain.model import DayChange
+from orchestrator.domain.submit_hold import SubmitHold
 from orchestrator.errors import AuthenticationError
 from orchestrator.logs import get_logger
 from orchestrator.store.repository import Store
@@ -54,6 +55,17 @@ class ApiHealth:
                 self.on_change(self)
 
 
+@dataclass
+class SubmitState:
+    """The pause after refused creates (``domain.submit_hold``).
+
+    Kept in memory: after a restart or a reload (often the operator's fix) creates are tried at
+    once, and a cause that persists brings the pause back within one refusal.
+    """
+
+    hold: SubmitHold = field(default_factory=SubmitHold)
+
+
 @dataclass(frozen=True)
 class WorkflowContext:
     store: Store
@@ -63,6 +75,7 @@ class WorkflowContext:
     health: ApiHealth
     # A number in [0, 1) for poll jitter; injected so tests are reproducible.
     random: Callable[[], float]
+    submits: SubmitState = field(default_factory=SubmitState)
 
     def now(self) -> dt.datetime:
         return self.clock.now()

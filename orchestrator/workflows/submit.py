@@ -21,6 +21,7 @@ from orchestrator.domain.model import (
 )
 from orchestrator.domain.plan import budget_window, plan_jobs
 from orchestrator.domain.polling import PollFacts, next_poll_at
+from orchestrator.domain.submit_hold import hold_after_acceptance, hold_after_refusal
 from orchestrator.errors import (
     AmbiguousCreateError,
     ApiError,
@@ -100,6 +101,10 @@ async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
     pending = await ctx.store.pending_days(now)
     if not pending:
         return []
+    hold = ctx.submits.hold
+    if not hold.allows(now):
+        log.debug("plan.paused", refusals=hold.refusals, until=_iso(hold.until))
+        return []
     live = await ctx.store.list_jobs(states=[*_LIVE])
     window_start, _ = budget_window(now)
     requests = plan_jobs(
@@ -117,7 +122,7 @@ async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
         job = await _submit(ctx, request)
         if job is not None:
             created.append(job)
-        if not ctx.health.healthy:
+        if not ctx.health.healthy or not ctx.submits.hold.allows(ctx.now()):
             break
     return created
 
@@ -151,9 +156,21 @@ async def _submit(ctx: WorkflowContext, request: JobRequest) -> Job | None:
     except (ApiError, TwilioError) as error:
         # Refused outright (400, quota) or never sent: nothing was created on Twilio.
         await _abandon(ctx, job, f"create refused: {error}")
-        log.error("job.submit_failed", error=str(error), **fields)
+        hold = hold_after_refusal(ctx.submits.hold, ctx.now())
+        ctx.submits.hold = hold
+        log.error(
+            "job.submit_failed",
+            error=str(error),
+            code=error.code if isinstance(error, ApiError) else None,
+            refusals=hold.refusals,
+            next_try_at=_iso(hold.until),
+            **fields,
+        )
         return None
     now = ctx.now()
+    if ctx.submits.hold.refusals:
+        log.info("job.submits_resumed", after_refusals=ctx.submits.hold.refusals)
+    ctx.submits.hold = hold_after_acceptance()
     job, changes = await ctx.store.record_job_sid(
         job.id, remote.job_sid, now, _first_poll(ctx, now)
     )
@@ -167,6 +184,10 @@ async def _abandon(ctx: WorkflowContext, job: Job, reason: str) -> None:
         job.id, ctx.now(), reason=reason, observed_by=ObservedBy.SUBMIT
     )
     log_changes(changes)
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _first_poll(ctx: WorkflowContext, now: dt.datetime) -> dt.datetime:

@@ -16,7 +16,12 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
-from orchestrator.simulator import FaultSettings, SimulatorSettings, running_simulator
+from orchestrator.simulator import (
+    FaultSettings,
+    RunningSimulator,
+    SimulatorSettings,
+    running_simulator,
+)
 from tests.e2e.conftest import ACCOUNT, PREFIX, TOKEN, MakeHarness
 
 START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -42,6 +47,10 @@ resource_type = "Messages"
 start_day = "{FIRST}"
 end_day = "{LAST}"
 """
+
+
+def _create_statuses(sim: RunningSimulator) -> list[int | None]:
+    return [r.status for r in sim.requests("/v1/Exports/{ResourceType}/Jobs", "POST")]
 
 
 def simulator(clock: ManualClock, faults: FaultSettings | None = None) -> SimulatorSettings:
@@ -75,6 +84,39 @@ async def test_an_ambiguous_create_is_adopted_not_duplicated(make_harness: MakeH
     [adopted] = await harness.ctx.store.list_jobs()
     assert adopted.job_sid == stats["jobs"][0]["job_sid"]
     assert adopted.friendly_name == job.friendly_name
+
+
+async def test_refused_creates_pause_submits_until_twilio_takes_them_again(
+    make_harness: MakeHarness,
+) -> None:
+    """Twilio's day quota refuses a create: its days stay Pending, creates pause (2, 4, 8 min)
+    and resume once the quota resets at 00:00 UTC; a refused job uses none of our own budget."""
+    late = dt.datetime(2026, 3, 1, 23, 50, tzinfo=dt.UTC)
+    clock = ManualClock(late)
+    config = CONFIG.replace('stale_after = "2h"', 'stale_after = "2h"\nmax_days_per_job = 2')
+    async with running_simulator(simulator(clock, FaultSettings(daily_day_quota=4))) as sim:
+        harness = await make_harness(sim.base_url, config, clock)
+        store = harness.ctx.store
+        with structlog.testing.capture_logs() as logs:
+            await run_cycle(harness.ctx)  # 2 + 2 days accepted, the last day refused
+            assert _create_statuses(sim) == [201, 201, 400]
+            for _ in range(3):  # 23:51, 23:52, 23:53: one retry, at 23:52
+                clock.advance(STEP)
+                await run_cycle(harness.ctx)
+            assert _create_statuses(sim) == [201, 201, 400, 400]
+            assert harness.ctx.submits.hold.until == late + 2 * STEP + 4 * STEP
+            # 23:56 is refused again (pause to 00:04); then the quota is fresh.
+            await harness.run_until_final(step=STEP, max_cycles=300)
+    refused = [e for e in logs if e["event"] == "job.submit_failed"]
+    assert [e["refusals"] for e in refused] == [1, 2, 3]
+    assert refused[0]["code"] is not None
+    assert refused[-1]["next_try_at"] == "2026-03-02T00:04:00+00:00"
+    assert [e["after_refusals"] for e in logs if e["event"] == "job.submits_resumed"] == [3]
+    assert _create_statuses(sim) == [201, 201, 400, 400, 400, 201]
+    days = await store.list_days()
+    assert len(days) == 5 and all(d.status.is_success for d in days)
+    # The three refused 1-day jobs count for nothing against the daemon's own daily budget.
+    assert await store.requested_days_since(late.replace(hour=0, minute=0)) == 2 + 2 + 1
 
 
 async def test_a_crash_between_claim_and_post_resubmits_under_a_new_name(

@@ -532,6 +532,17 @@ async def test_requested_days_since_sums_job_sizes(store: Store) -> None:
     assert await store.requested_days_since(NOW + 2 * MINUTE) == 0
 
 
+async def test_requested_days_since_ignores_creates_twilio_never_took(store: Store) -> None:
+    """A job lost before it had a SID charged no quota; a submitting one may have, and counts."""
+    await store.upsert_wanted_days(_keys(10), NOW)
+    refused = await store.claim_days(_request(D1, 3), NOW)
+    await store.mark_job_lost(refused.id, NOW, reason="create refused: HTTP 400")
+    await store.claim_days(_request(D1 + dt.timedelta(days=5), 2), NOW)  # still submitting
+    lost_later = await _active_job(store, 1, D1 + dt.timedelta(days=8), sid="JS" + "e" * 32)
+    await store.mark_job_lost(lost_later, NOW, reason="Twilio answered 404")
+    assert await store.requested_days_since(NOW) == 2 + 1
+
+
 async def test_all_wanted_final(store: Store) -> None:
     """Done means every wanted day succeeded (archived, if asked) or gave up."""
     assert await store.all_wanted_final()
