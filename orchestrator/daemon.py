@@ -100,6 +100,9 @@ async def run_cycle(ctx: WorkflowContext) -> None:
     await clean_up(ctx, sweep_orphans=True)
 
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 class Daemon:
     """One run of ``orchestrator run``."""
 
@@ -131,11 +134,28 @@ class Daemon:
         self._session: aiohttp.ClientSession | None = None
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._reload_at_start = False
 
     # ------------------------------------------------------------------ life cycle
 
     async def run(self) -> int:
         """Run until stopped (or done, with ``exit_when_done``); return the exit code."""
+        loop = asyncio.get_running_loop()
+        # From the very start: a SIGTERM or SIGHUP during a long migration would otherwise kill
+        # the process (their default action) instead of stopping or reloading it once it runs.
+        for signum, handler in (
+            (signal.SIGTERM, self.request_stop),
+            (signal.SIGINT, self.request_stop),
+            (signal.SIGHUP, self.request_reload),
+        ):
+            loop.add_signal_handler(signum, handler)
+        try:
+            return await self._start_and_serve()
+        finally:
+            for signum in _SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    async def _start_and_serve(self) -> int:
         settings = load_settings(self.config_path, environ=self.environ)
         self._configure_logs(settings)
         if settings.state.database_url.get_secret_value().startswith("sqlite"):
@@ -158,12 +178,6 @@ class Daemon:
         ticker = Ticker()
         self._schedule(ticker, ctx.settings)
         loop = asyncio.get_running_loop()
-        for signum, handler in (
-            (signal.SIGTERM, self.request_stop),
-            (signal.SIGINT, self.request_stop),
-            (signal.SIGHUP, self.request_reload),
-        ):
-            loop.add_signal_handler(signum, handler)
         watchdog: asyncio.Task[None] | None = None
         interval = watchdog_interval(self.environ)
         if interval is not None:
@@ -177,11 +191,15 @@ class Daemon:
             exit_when_done=self.exit_when_done,
         )
         self.notifier.ready(status="running")
+        if self._reload_at_start:
+            # The file may have changed after start-up read it.
+            self.request_reload()
         try:
             await self._stop.wait()
         finally:
             self.notifier.stopping()
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            # A second signal while draining acts as usual (Ctrl-C twice ends it at once).
+            for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
             if self._reloading is not None:
                 await asyncio.wait([self._reloading], timeout=self.drain_seconds)
@@ -198,7 +216,9 @@ class Daemon:
             self._stop.set()
 
     def request_reload(self) -> None:
-        if self._reloading is None or self._reloading.done():
+        if self._ctx is None:
+            self._reload_at_start = True
+        elif self._reloading is None or self._reloading.done():
             self._reloading = asyncio.create_task(self._reload_until_current())
         else:
             # The running reload may have read the file already: read it once more after it.

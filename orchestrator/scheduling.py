@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from orchestrator.logs import get_logger
@@ -24,6 +31,19 @@ from orchestrator.logs import get_logger
 Pass = Callable[[], Awaitable[None]]
 
 log = get_logger(__name__)
+
+
+def _silence_apscheduler() -> None:
+    """Keep APScheduler's own stdlib log records out of the output.
+
+    Unhandled, they reach stderr as plain text through logging's last-resort handler, amid the
+    JSON lines ops parse. Everything they say (a pass failed, missed or skipped) reaches the
+    listeners below and is logged as an event instead.
+    """
+    logger = logging.getLogger("apscheduler")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
 
 
 class Ticker:
@@ -40,6 +60,8 @@ class Ticker:
             },
         )
         self._scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        _silence_apscheduler()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._accepting = True
 
@@ -127,4 +149,10 @@ class Ticker:
                 name=event.job_id,
                 error=repr(event.exception),
                 error_type=type(event.exception).__name__,
+                traceback=event.traceback,
             )
+
+    def _on_skipped(self, event: JobSubmissionEvent) -> None:
+        # The pass is still running from its last tick; this tick is dropped (coalesced). Normal
+        # when a pass waits on a slow Twilio for longer than its interval.
+        log.debug("scheduler.pass_skipped", name=event.job_id, reason="still running")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -231,3 +232,31 @@ async def test_a_sighup_during_a_reload_is_not_lost(tmp_path: Path) -> None:
             if e["event"] == "config.reloaded"
         ]
         assert [e["exports"] for e in reloads] == [2, 3]
+
+
+async def test_signals_during_start_up_are_kept_for_when_it_runs(tmp_path: Path) -> None:
+    """SIGHUP and SIGTERM arriving before the daemon runs (e.g. during migrations) neither kill
+    the process nor get lost: the file is read again once running, then the daemon stops."""
+    clock = shared_clock(SPEED)
+    stream = io.StringIO()
+    async with running_simulator(simulator_settings(clock)) as sim:
+        config = write_config(tmp_path, sim.base_url, JOBS + MESSAGES)
+        daemon = Daemon(config, clock=clock, environ={TOKEN_ENV: TOKEN}, log_stream=stream)
+        run = asyncio.create_task(daemon.run())
+        try:
+            await asyncio.sleep(0)  # run() has read the config and is migrating the database
+            assert "daemon.started" not in stream.getvalue()
+            write_config(tmp_path, sim.base_url, JOBS + MESSAGES + CALLS)
+            os.kill(os.getpid(), signal.SIGHUP)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert await asyncio.wait_for(run, 10) == 0
+        finally:
+            daemon.request_stop()
+            structlog.reset_defaults()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    names = [e["event"] for e in events]
+    assert names.index("daemon.stopping") < names.index("daemon.migrated")  # during start-up
+    assert names.index("daemon.started") < names.index("config.reloaded")
+    assert [e["exports"] for e in events if e["event"] == "config.reloaded"] == [2]
+    assert names[-1] == "daemon.stopped"
+    assert [e for e in events if e["level"] == "error"] == []
