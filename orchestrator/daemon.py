@@ -24,7 +24,7 @@ import datetime as dt
 import os
 import random
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -87,6 +87,42 @@ def client_credentials(settings: Settings) -> Credentials:
 def all_secrets(settings: Settings) -> list[str]:
     """Every form a secret may take in a log line (the raw value and its Basic encoding)."""
     return [*redaction_secrets(settings), *client_credentials(settings).secret_values()]
+
+
+@contextlib.asynccontextmanager
+async def open_workflow_context(
+    settings: Settings, *, clock: Clock, rand: Callable[[], float]
+) -> AsyncIterator[WorkflowContext]:
+    """A context on its own: the store (migrated) and a client for ``settings``, closed after.
+
+    For driving the passes outside ``orchestrator run`` (``run_cycle``: the end-to-end tests,
+    the benchmarks). The daemon wires its own, since a reload replaces the client.
+    """
+    if settings.state.database_url.get_secret_value().startswith("sqlite"):
+        settings.state.directory.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.state.database_url.get_secret_value())
+    try:
+        await upgrade_to_head(engine)
+        async with new_http_session(client_settings(settings)) as session:
+            client = BulkExportsClient(
+                client_credentials(settings),
+                session=session,
+                settings=client_settings(settings),
+                clock=clock,
+            )
+            try:
+                yield WorkflowContext(
+                    store=Store(engine, settings.twilio.account_sid),
+                    client=client,
+                    clock=clock,
+                    settings=settings,
+                    health=ApiHealth(),
+                    random=rand,
+                )
+            finally:
+                await client.aclose()
+    finally:
+        await engine.dispose()
 
 
 async def run_cycle(ctx: WorkflowContext) -> None:

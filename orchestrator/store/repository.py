@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -90,6 +90,18 @@ _DAY_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
 _DAYS_WITH_HOLDER = days.outerjoin(jobs, days.c.job_id == jobs.c.id)
 
 
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine, what: str) -> AsyncIterator[AsyncConnection]:
+    """One transaction; a database error becomes a StoreError naming ``what`` failed."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except StoreError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+
+
 class Store:
     """The repository of one Twilio account's export state."""
 
@@ -105,25 +117,13 @@ class Store:
 
     # ------------------------------------------------------------------ transactions
 
-    @asynccontextmanager
-    async def _write(self, what: str) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.begin() as conn:
-                yield conn
-        except StoreError:
-            raise
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+    def _write(self, what: str) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite) for ``what``."""
+        return _transaction(self._engine, what)
 
-    @asynccontextmanager
-    async def _read(self, what: str) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._reader.begin() as conn:
-                yield conn
-        except StoreError:
-            raise
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+    def _read(self, what: str) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A read-only transaction for ``what``."""
+        return _transaction(self._reader, what)
 
     # ------------------------------------------------------------------ wanted days
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import json
@@ -11,14 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 import stamina
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import load_settings
-from orchestrator.daemon import client_credentials, client_settings
+from orchestrator.daemon import open_workflow_context
 from orchestrator.domain.model import (
     DayKey,
     DayStatus,
@@ -27,11 +26,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
-from orchestrator.store.engine import create_engine
-from orchestrator.store.migration import upgrade_to_head
 from orchestrator.store.repository import Store
-from orchestrator.twilio import BulkExportsClient, new_http_session
-from orchestrator.workflows.context import ApiHealth, WorkflowContext
+from orchestrator.workflows.context import WorkflowContext
 
 TOKEN = "archive-test-token-8d1e"
 ACCOUNT = "AC" + "2" * 32
@@ -128,54 +124,34 @@ def _no_retry_waits() -> None:
 @pytest.fixture
 async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
     """Build an Env against a base URL (the simulator or the scriptable fake)."""
-    made: list[tuple[BulkExportsClient, aiohttp.ClientSession, AsyncEngine]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def factory(
-        base_url: str,
-        clock: ManualClock,
-        *,
-        max_concurrent: int = 2,
-        template: str | None = None,
-        exports: str = DEFAULT_EXPORTS,
-    ) -> Env:
-        archive_dir = tmp_path / "archive"
-        archive = f"""
-        [archive]
-        directory = "{archive_dir}"
-        max_concurrent_downloads = {max_concurrent}
-        """
-        if template is not None:
-            archive += f'path_template = "{template}"\n'
-        path = tmp_path / "config.toml"
-        path.write_text(config_text(tmp_path, base_url, archive, exports))
-        settings = load_settings(path, environ={"ARCHIVE_TWILIO_TOKEN": TOKEN})
-        settings.state.directory.mkdir(parents=True, exist_ok=True)
-        archive_dir.mkdir(exist_ok=True)
-        engine = create_engine(settings.state.database_url.get_secret_value())
-        await upgrade_to_head(engine)
-        session = new_http_session(client_settings(settings))
-        client = BulkExportsClient(
-            client_credentials(settings),
-            session=session,
-            settings=client_settings(settings),
-            clock=clock,
-        )
-        made.append((client, session, engine))
-        ctx = WorkflowContext(
-            store=Store(engine, ACCOUNT),
-            client=client,
-            clock=clock,
-            settings=settings,
-            health=ApiHealth(),
-            random=random.Random(5).random,
-        )
-        return Env(ctx=ctx, clock=clock, archive_dir=archive_dir)
+        async def factory(
+            base_url: str,
+            clock: ManualClock,
+            *,
+            max_concurrent: int = 2,
+            template: str | None = None,
+            exports: str = DEFAULT_EXPORTS,
+        ) -> Env:
+            archive_dir = tmp_path / "archive"
+            archive = f"""
+            [archive]
+            directory = "{archive_dir}"
+            max_concurrent_downloads = {max_concurrent}
+            """
+            if template is not None:
+                archive += f'path_template = "{template}"\n'
+            path = tmp_path / "config.toml"
+            path.write_text(config_text(tmp_path, base_url, archive, exports))
+            settings = load_settings(path, environ={"ARCHIVE_TWILIO_TOKEN": TOKEN})
+            archive_dir.mkdir(exist_ok=True)
+            ctx = await stack.enter_async_context(
+                open_workflow_context(settings, clock=clock, rand=random.Random(5).random)
+            )
+            return Env(ctx=ctx, clock=clock, archive_dir=archive_dir)
 
-    yield factory
-    for client, session, engine in made:
-        await client.aclose()
-        await session.close()
-        await engine.dispose()
+        yield factory
 
 
 def gzip_lines(*records: object, raw: bytes = b"") -> bytes:

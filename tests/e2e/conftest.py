@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import textwrap
@@ -9,19 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 import stamina
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import load_settings
-from orchestrator.daemon import client_credentials, client_settings, run_cycle
-from orchestrator.store.engine import create_engine
-from orchestrator.store.migration import upgrade_to_head
-from orchestrator.store.repository import Store
-from orchestrator.twilio import BulkExportsClient, new_http_session
-from orchestrator.workflows.context import ApiHealth, WorkflowContext
+from orchestrator.daemon import open_workflow_context, run_cycle
+from orchestrator.workflows.context import WorkflowContext
 
 TOKEN = "e2e-simulator-token-5f3a9c"
 ACCOUNT = "AC" + "1" * 32
@@ -78,34 +73,16 @@ def _no_retry_waits() -> None:
 @pytest.fixture
 async def make_harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
     """Build a Harness for a config body against a simulator base URL."""
-    made: list[tuple[BulkExportsClient, aiohttp.ClientSession, AsyncEngine]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def factory(base_url: str, body: str, clock: ManualClock, token: str = TOKEN) -> Harness:
-        path = write_config(tmp_path, base_url, body)
-        settings = load_settings(path, environ={"E2E_TWILIO_TOKEN": token})
-        settings.state.directory.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.state.database_url.get_secret_value())
-        await upgrade_to_head(engine)
-        session = new_http_session(client_settings(settings))
-        client = BulkExportsClient(
-            client_credentials(settings),
-            session=session,
-            settings=client_settings(settings),
-            clock=clock,
-        )
-        made.append((client, session, engine))
-        ctx = WorkflowContext(
-            store=Store(engine, ACCOUNT),
-            client=client,
-            clock=clock,
-            settings=settings,
-            health=ApiHealth(),
-            random=random.Random(7).random,
-        )
-        return Harness(ctx=ctx, clock=clock, base_url=base_url)
+        async def factory(
+            base_url: str, body: str, clock: ManualClock, token: str = TOKEN
+        ) -> Harness:
+            path = write_config(tmp_path, base_url, body)
+            settings = load_settings(path, environ={"E2E_TWILIO_TOKEN": token})
+            ctx = await stack.enter_async_context(
+                open_workflow_context(settings, clock=clock, rand=random.Random(7).random)
+            )
+            return Harness(ctx=ctx, clock=clock, base_url=base_url)
 
-    yield factory
-    for client, session, engine in made:
-        await client.aclose()
-        await session.close()
-        await engine.dispose()
+        yield factory
