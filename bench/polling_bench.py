@@ -24,6 +24,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import multiprocessing
@@ -45,7 +46,6 @@ from bench.harness import (
     workflow_context,
 )
 from bench.policies import (
-    VariantPoll,
     daemon_policy,
     fixed_interval,
     plain_exponential,
@@ -54,7 +54,7 @@ from orchestrator.clock import ManualClock
 from orchestrator.simulator import SimulatorSettings, running_simulator
 from orchestrator.workflows.archive import archive_due_days
 from orchestrator.workflows.context import WorkflowContext
-from orchestrator.workflows.poll import poll_due_jobs
+from orchestrator.workflows.poll import NextPoll, poll_due_jobs
 
 START = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC)
 FIRST_DAY = dt.date(2025, 1, 1)
@@ -120,19 +120,17 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def _poll_pass(policy: str, ctx: WorkflowContext) -> PollPass:
-    if policy == "daemon":
-        return poll_due_jobs
-    if policy == "fixed_60s":
-        return VariantPoll(fixed_interval(60.0))
-    if policy == "exp_30s_30m":
-        return VariantPoll(plain_exponential())
-    if policy == "daemon_copy":
-        # The bench copy of the poll step with the daemon's own decision: checks the copy.
-        return VariantPoll(daemon_policy(ctx.settings.poll_policy()))
-    if policy == "eta_point":
+    """The daemon's poll pass, with the next-poll choice of ``policy``."""
+    choices: dict[str, NextPoll | None] = {
+        "daemon": None,
         # The ETA taken as exact (polled at ETA + initial): what the ETA window improves on.
-        return VariantPoll(daemon_policy(replace(ctx.settings.poll_policy(), eta_error=0.0)))
-    raise ValueError(f"unknown policy {policy!r}")
+        "eta_point": daemon_policy(replace(ctx.settings.poll_policy(), eta_error=0.0)),
+        "fixed_60s": fixed_interval(60.0),
+        "exp_30s_30m": plain_exponential(),
+    }
+    if policy not in choices:
+        raise ValueError(f"unknown policy {policy!r}")
+    return functools.partial(poll_due_jobs, next_poll=choices[policy])
 
 
 async def run_one(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 
 from orchestrator.domain.model import Job, ObservedBy
 from orchestrator.domain.polling import PollFacts, next_poll_at
@@ -16,18 +17,22 @@ log = get_logger(__name__)
 # Jobs polled in one pass at most; the rest are still due on the next pass.
 MAX_POLLS_PER_PASS = 500
 
+# (the job as loaded, this poll's facts, now, jitter in [0, 1)) -> when to poll it next. The
+# daemon always uses its policy (None below); the benchmarks compare others through this.
+NextPoll = Callable[[Job, PollFacts, dt.datetime, float], dt.datetime]
 
-async def poll_due_jobs(ctx: WorkflowContext) -> int:
+
+async def poll_due_jobs(ctx: WorkflowContext, *, next_poll: NextPoll | None = None) -> int:
     """Poll every due job concurrently (within the client's limits); return how many."""
     if not ctx.health.healthy:
         return 0
     due = await ctx.store.jobs_due_for_poll(ctx.now(), MAX_POLLS_PER_PASS)
     if due:
-        await asyncio.gather(*(poll_job(ctx, job) for job in due))
+        await asyncio.gather(*(poll_job(ctx, job, next_poll=next_poll) for job in due))
     return len(due)
 
 
-async def poll_job(ctx: WorkflowContext, job: Job) -> None:
+async def poll_job(ctx: WorkflowContext, job: Job, *, next_poll: NextPoll | None = None) -> None:
     """Fetch one job, apply its per-day statuses, and schedule its next poll."""
     assert job.job_sid is not None, "only active jobs (with a SID) are polled"
     fields = {
@@ -56,6 +61,7 @@ async def poll_job(ctx: WorkflowContext, job: Job) -> None:
             PollFacts(polls_since_change=job.poll_count + 1, submitted_at=job.submitted_at),
             keep=(job.queue_position, job.eta),
             error=str(error),
+            next_poll=next_poll,
         )
         log.warning("job.poll_failed", error=str(error), error_type=type(error).__name__, **fields)
         return
@@ -75,7 +81,12 @@ async def poll_job(ctx: WorkflowContext, job: Job) -> None:
         submitted_at=job.submitted_at,
     )
     await _schedule_next_poll(
-        ctx, job, facts, keep=(facts.queue_position, facts.eta), changed=bool(changes)
+        ctx,
+        job,
+        facts,
+        keep=(facts.queue_position, facts.eta),
+        changed=bool(changes),
+        next_poll=next_poll,
     )
     log.debug(
         "job.polled",
@@ -96,14 +107,20 @@ async def _schedule_next_poll(
     keep: tuple[int | None, dt.datetime | None],
     error: str | None = None,
     changed: bool = False,
+    next_poll: NextPoll | None,
 ) -> None:
     """Record the poll and when to look again; ``keep`` is the (queue position, ETA) to store."""
     now = ctx.now()
     queue_position, eta = keep
+    rng = ctx.random()
+    if next_poll is None:
+        when = next_poll_at(facts, ctx.settings.poll_policy(), now, rng)
+    else:
+        when = next_poll(job, facts, now, rng)
     await ctx.store.mark_job_polled(
         job.id,
         now,
-        next_poll_at(facts, ctx.settings.poll_policy(), now, ctx.random()),
+        when,
         queue_position=queue_position,
         eta=eta,
         error=error,

@@ -11,17 +11,22 @@ from orchestrator.daemon import run_cycle
 from orchestrator.domain.model import (
     DayKey,
     DayStatus,
+    Job,
     JobRequest,
     JobState,
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.polling import PollFacts
 from orchestrator.simulator import (
     FaultSettings,
     RunningSimulator,
     SimulatorSettings,
     running_simulator,
 )
+from orchestrator.workflows.poll import poll_due_jobs
+from orchestrator.workflows.submit import submit_planned_jobs
+from orchestrator.workflows.wanted import record_wanted_days
 from tests.e2e.conftest import ACCOUNT, PREFIX, TOKEN, MakeHarness
 
 START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -219,3 +224,30 @@ async def test_rejected_credentials_stop_all_calls_to_twilio(make_harness: MakeH
     days = await harness.ctx.store.list_days()
     assert len(days) == 5 and {d.status for d in days} == {DayStatus.PENDING}
     assert all(d.job_id is None for d in days)
+
+
+async def test_a_poll_pass_can_take_another_next_poll_choice(make_harness: MakeHarness) -> None:
+    """``poll_due_jobs(next_poll=...)`` stores that choice, seeing the job and this poll's facts;
+    without it the daemon's own policy decides."""
+    clock = ManualClock(START)
+    async with running_simulator(simulator(clock)) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        ctx = harness.ctx
+        await record_wanted_days(ctx)
+        await submit_planned_jobs(ctx)
+        [job] = await ctx.store.list_jobs()
+        assert job.next_poll_at is not None
+        clock.set(job.next_poll_at)  # the first poll: the job is still working
+        seen: list[int] = []
+
+        def in_seven_minutes(
+            polled: Job, facts: PollFacts, now: dt.datetime, rng: float
+        ) -> dt.datetime:
+            seen.append(polled.id)
+            assert facts.eta is not None and facts.submitted_at == job.submitted_at
+            return now + dt.timedelta(minutes=7)
+
+        assert await poll_due_jobs(ctx, next_poll=in_seven_minutes) == 1
+        [polled] = await ctx.store.list_jobs()
+        assert seen == [job.id]
+        assert polled.next_poll_at == clock.now() + dt.timedelta(minutes=7)
