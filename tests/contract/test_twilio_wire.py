@@ -680,10 +680,11 @@ async def test_get_timeout_is_a_transport_error_after_retries(
 ) -> None:
     """An API call that gets no answer within request_timeout is retried, then TransportError."""
     fake.on("GET", JOB, hang())
+    # Long enough for each attempt to reach the server on a loaded machine (a new connection
+    # per attempt); the handler never answers, so each still times out.
+    client = make_client(max_attempts=2, request_timeout=0.3, connect_timeout=0.3)
     with pytest.raises(TransportError) as caught:
-        await make_client(max_attempts=2, request_timeout=0.05, connect_timeout=0.05).fetch_job(
-            JOB_SID
-        )
+        await client.fetch_job(JOB_SID)
     assert not isinstance(caught.value, RequestNotSent)
     assert fake.count() == 2
 
