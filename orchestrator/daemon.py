@@ -334,8 +334,12 @@ class Daemon:
         # The old client is not closed: a pass already running holds the old context and may
         # still call Twilio through it (closing it failed that pass mid-way). It owns nothing
         # to release (the daemon owns the shared session), so it simply goes out of use.
+        self.health = ApiHealth(on_change=self._report_health)
         self._ctx = self._context(settings, old.store)
-        self.health.reset()
+        old.health.retire()
+        if old.health.auth_failure is not None:
+            log.info("twilio.auth_restored")
+            self._report_health(self.health)
         log.info("config.reloaded", exports=len(settings.exports))
         await record_wanted_days(self._ctx)
         self.notifier.ready(status="running")

@@ -20,20 +20,25 @@ log = get_logger(__name__)
 
 @dataclass
 class ApiHealth:
-    """Whether the daemon may call Twilio.
+    """Whether the daemon may call Twilio with one set of credentials.
 
     After a 401/403 every further call would fail the same way and look like an attack, so
-    the daemon stops calling Twilio until the configuration is fixed and reloaded.
+    the daemon stops calling Twilio until the configuration is fixed and reloaded. A reload
+    gives the new context a new ApiHealth and retires the old one: a pass still running with
+    the old credentials stops at its next check, and its 401s say nothing about the new ones.
     """
 
     auth_failure: str | None = None
     on_change: Callable[[ApiHealth], None] | None = field(default=None, repr=False)
+    retired: bool = False
 
     @property
     def healthy(self) -> bool:
-        return self.auth_failure is None
+        return self.auth_failure is None and not self.retired
 
     def record_auth_failure(self, error: AuthenticationError) -> None:
+        if self.retired:
+            return
         first = self.auth_failure is None
         self.auth_failure = f"Twilio rejected the credentials: {error}"
         if first:
@@ -47,12 +52,9 @@ class ApiHealth:
             if self.on_change is not None:
                 self.on_change(self)
 
-    def reset(self) -> None:
-        if self.auth_failure is not None:
-            self.auth_failure = None
-            log.info("twilio.auth_restored")
-            if self.on_change is not None:
-                self.on_change(self)
+    def retire(self) -> None:
+        """These credentials were replaced by a reload."""
+        self.retired = True
 
 
 @dataclass
