@@ -29,7 +29,10 @@ from pathlib import Path
 
 from orchestrator.archive.download import FileGone, download_day
 from orchestrator.archive.layout import archive_path
-from orchestrator.archive.policy import (
+from orchestrator.archive.verify import sha256_file, verify_file
+from orchestrator.archive.writer import Opener, describe_os_error, open_exclusive
+from orchestrator.config import ArchiveSettings
+from orchestrator.domain.archiving import (
     DEFAULT_RETRY_POLICY,
     FailureKind,
     Next,
@@ -38,9 +41,6 @@ from orchestrator.archive.policy import (
     decide_failure,
     order_by_deadline,
 )
-from orchestrator.archive.verify import sha256_file, verify_file
-from orchestrator.archive.writer import Opener, describe_os_error, open_exclusive
-from orchestrator.config import ArchiveSettings
 from orchestrator.domain.model import (
     ArchiveFacts,
     Day,

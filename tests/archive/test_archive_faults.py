@@ -10,9 +10,9 @@ from pathlib import Path
 
 import structlog
 
-from orchestrator.archive.policy import RetryPolicy
 from orchestrator.archive.writer import PartFile
 from orchestrator.clock import ManualClock
+from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.model import DayKey, DayStatus, ObservedBy, ResourceType
 from orchestrator.workflows.archive import Outcome, archive_due_days
 from tests.archive.conftest import START, MakeEnv, gzip_lines

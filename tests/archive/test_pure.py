@@ -11,7 +11,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from orchestrator.archive.layout import archive_path, check_template, relative_path
-from orchestrator.archive.policy import (
+from orchestrator.archive.verify import MAX_LINE_BYTES, StreamVerifier
+from orchestrator.domain.archiving import (
     FailureKind,
     Next,
     RetryPolicy,
@@ -20,7 +21,6 @@ from orchestrator.archive.policy import (
     order_by_deadline,
     removal_deadline,
 )
-from orchestrator.archive.verify import MAX_LINE_BYTES, StreamVerifier
 from orchestrator.domain.model import Day, DayKey, DayStatus, ResourceType
 from orchestrator.errors import DownloadCorrupt, InvalidInput
 
