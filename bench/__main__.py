@@ -9,7 +9,9 @@ Benchmarks (``--only`` takes one name, repeatable):
 - ``idle``: item 4, CPU of an idle ``orchestrator run`` over 60 s of wall time
   (``bench.idle_bench``);
 - ``store``: item 5, day transitions applied per second on SQLite and PostgreSQL
-  (``bench.throughput_bench``, which reuses ``bench.store_bench``).
+  (``bench.throughput_bench``, which reuses ``bench.store_bench``);
+- ``poll``: item 6, CPU per polled job of the daemon's poll pass against a floor doing the same
+  reads and writes on the bare driver, SQLite and PostgreSQL (``bench.poll_cost_bench``).
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -31,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import idle_bench, polling_bench, scale_bench, throughput_bench
+from bench import idle_bench, poll_cost_bench, polling_bench, scale_bench, throughput_bench
 
-NAMES = ("polling", "scale", "idle", "store")
+NAMES = ("polling", "scale", "idle", "store", "poll")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -88,6 +90,9 @@ def run_benchmarks(
         ),
         "store": lambda: asyncio.run(
             throughput_bench.run(*((200, 10) if quick else (10_000, 200)), url=postgres_url)
+        ),
+        "poll": lambda: asyncio.run(
+            poll_cost_bench.run(*((20, 5) if quick else (1000, 30)), postgres_url=postgres_url)
         ),
     }
     for name in names:
@@ -215,6 +220,10 @@ def render(results: dict[str, Any]) -> str:
                 f"{store[f'{dialect}.job_batches_transitions_per_second']:>7,.0f}/s "
                 f"({store[f'{dialect}.job_batches_ms_per_apply']:.1f} ms per apply)"
             )
+    poll = results.get("poll", {}).get("figures")
+    if poll:
+        lines.append("")
+        lines.extend(poll_cost_bench.render(poll))
     lines.append("")
     lines.append(
         "took: " + ", ".join(f"{name} {entry['seconds']:.0f} s" for name, entry in results.items())

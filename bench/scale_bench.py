@@ -277,15 +277,7 @@ async def _poll_all(
     store: Store, engine: Any, settings: Settings, job_count: int, days_per_job: int
 ) -> dict[str, Any]:
     client = MemoryClient(job_count, days_per_job)
-    ctx = WorkflowContext(
-        store=store,
-        # The in-memory fake stands in for the HTTP client (only fetch_job is called).
-        client=cast(BulkExportsClient, client),
-        clock=_FixedClock(NOW),
-        settings=settings,
-        health=ApiHealth(),
-        random=random.Random(3).random,
-    )
+    ctx = poll_context(store, client, settings)
     rss_before = _status_kb("VmRSS")
     peak_reset = _reset_peak_rss()
     wall = time.perf_counter()
@@ -315,6 +307,19 @@ async def _poll_all(
         "peak_rss_mb": peak_kb / 1024,
         "peak_rss_scope": "poll passes (VmHWM reset)" if peak_reset else "whole process",
     }
+
+
+def poll_context(store: Store, client: MemoryClient, settings: Settings) -> WorkflowContext:
+    """A workflow context over ``store`` whose client is the in-memory fake, at ``NOW``."""
+    return WorkflowContext(
+        store=store,
+        # The in-memory fake stands in for the HTTP client (only fetch_job is called).
+        client=cast(BulkExportsClient, client),
+        clock=_FixedClock(NOW),
+        settings=settings,
+        health=ApiHealth(),
+        random=random.Random(3).random,
+    )
 
 
 async def _count_transitions(engine: Any) -> int:

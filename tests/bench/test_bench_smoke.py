@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import idle_bench, polling_bench, scale_bench, throughput_bench
+from bench import idle_bench, poll_cost_bench, polling_bench, scale_bench, throughput_bench
 from bench.__main__ import main
 
 TINY = polling_bench.Workload(days_per_type=4, max_days_per_job=2)
@@ -52,6 +52,18 @@ async def test_store_throughput_bench_runs_on_each_database() -> None:
     assert "sqlite.transitions_per_second" in result
     assert "sqlite.job_batches_transitions_per_second" in result
     assert ("postgresql.job_batches_transitions_per_second" in result) == (url is not None)
+
+
+async def test_poll_cost_bench_compares_the_daemon_with_the_floor() -> None:
+    """Both sides poll every job once and write the same transitions, on each database."""
+    url = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL")
+    result = await poll_cost_bench.run(job_count=6, days_per_job=3, postgres_url=url)
+    for dialect in ("sqlite", "postgresql") if url else ("sqlite",):
+        entry = result[dialect]
+        assert entry["jobs_polled"] == 6
+        assert entry["daemon_transitions"] == entry["floor_transitions"] > 0
+        assert entry["ratio"] > 0
+    assert "target SQLite ratio" in "\n".join(poll_cost_bench.render(result))
 
 
 def test_main_prints_a_table_and_writes_json(
