@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import statistics
 import tempfile
 import time
@@ -32,6 +33,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.store import Store, create_engine, upgrade_to_head
 from orchestrator.store.schema import jobs
 
@@ -121,25 +124,29 @@ async def _bench_one(size: int, url: str | None) -> dict[str, float]:
             store.record_job_sid(job.id, "JS" + "f" * 32, NOW, NOW)
         )
         changes, figures["apply_transitions_ms"] = await _timed(
-            store.apply_day_statuses(
+            store.settle_job(
                 job.id,
-                dict.fromkeys(days, DayStatus.RUNNING),
-                NOW + dt.timedelta(minutes=1),
-                ObservedBy.POLL,
-                max_resubmits=3,
-                resubmit_delay=dt.timedelta(hours=1),
+                functools.partial(
+                    settle_report,
+                    reported=dict.fromkeys(days, DayStatus.RUNNING),
+                    resubmit=ResubmitPolicy(3, dt.timedelta(hours=1)),
+                    now=NOW + dt.timedelta(minutes=1),
+                    observed_by=ObservedBy.POLL,
+                ),
             )
         )
-        assert len(changes) == size
+        assert len(changes.changes) == size
         figures["transitions_per_second"] = size / (figures["apply_transitions_ms"] / 1000)
         _, figures["apply_again_noop_ms"] = await _timed(
-            store.apply_day_statuses(
+            store.settle_job(
                 job.id,
-                dict.fromkeys(days, DayStatus.RUNNING),
-                NOW + dt.timedelta(minutes=2),
-                ObservedBy.POLL,
-                max_resubmits=3,
-                resubmit_delay=dt.timedelta(hours=1),
+                functools.partial(
+                    settle_report,
+                    reported=dict.fromkeys(days, DayStatus.RUNNING),
+                    resubmit=ResubmitPolicy(3, dt.timedelta(hours=1)),
+                    now=NOW + dt.timedelta(minutes=2),
+                    observed_by=ObservedBy.POLL,
+                ),
             )
         )
 

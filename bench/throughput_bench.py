@@ -2,7 +2,7 @@
 
     python -m bench.throughput_bench [--size N] [--jobs J] [--postgres-url URL]
 
-Two shapes of the same call, ``Store.apply_day_statuses``:
+Two shapes of the same call, ``Store.settle_job`` with ``settlement.settle_report``:
 
 - one big batch: ``bench.store_bench`` (``size`` days of one job turn Running at once);
 - job-sized batches, as polling produces them: ``jobs`` jobs of 31 days each, each applied in
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import time
 from typing import Any
@@ -29,6 +30,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.store import Store, upgrade_to_head
 
 DAYS_PER_JOB = 31
@@ -69,15 +72,17 @@ async def _job_batches(url: str | None, job_count: int) -> dict[str, float]:
                     report |= dict.fromkeys(job_days[11:], DayStatus.SUBMITTED)
                 else:
                     report = dict.fromkeys(job_days, DayStatus.COMPLETED)
-                changes = await store.apply_day_statuses(
+                changes = await store.settle_job(
                     job_id,
-                    report,
-                    NOW + later,
-                    ObservedBy.POLL,
-                    max_resubmits=3,
-                    resubmit_delay=dt.timedelta(minutes=15),
+                    functools.partial(
+                        settle_report,
+                        reported=report,
+                        resubmit=ResubmitPolicy(3, dt.timedelta(minutes=15)),
+                        now=NOW + later,
+                        observed_by=ObservedBy.POLL,
+                    ),
                 )
-                transitions += len(changes)
+                transitions += len(changes.changes)
         elapsed = time.perf_counter() - start
     return {
         "job_batches_transitions": float(transitions),

@@ -45,7 +45,7 @@ from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.context import ApiHealth, WorkflowContext
 from orchestrator.workflows.poll import poll_due_jobs
 from orchestrator.workflows.submit import adopt_submitting_jobs, submit_planned_jobs
-from orchestrator.workflows.wanted import record_wanted_days
+from orchestrator.workflows.wanted import all_wanted_days_final, record_wanted_days
 
 log = get_logger(__name__)
 
@@ -302,8 +302,8 @@ class Daemon:
     async def _poll_pass(self) -> None:
         ctx = self._require_ctx()
         await poll_due_jobs(ctx)
-        if self.exit_when_done and await ctx.store.all_wanted_final(
-            require_archived=ctx.settings.archive is not None
+        if self.exit_when_done and await all_wanted_days_final(
+            ctx, require_archived=ctx.settings.archive is not None
         ):
             # Tidy up what is finished before leaving: a one-shot backfill leaves no jobs.
             await clean_up(ctx)

@@ -8,10 +8,11 @@ an install with prefix ``orch`` away from the jobs of an install with prefix ``o
 Reasons, each decided from explicit inputs the caller loads from the store and the client:
 
 - RESUME: a delete decided earlier (job state DELETING) was never confirmed: send it again.
-- STALE: an active job with no day change for ``stale_after``: delete it and return the days it
-  still holds in flight to Pending (``release_days``). Days the job lost (Failed ...) are left
-  to the resubmit logic, which counts them against the resubmit limit. A stale job with a
-  successful day not yet archived waits for the archive first.
+- STALE: an active job with no day change for ``stale_after``: delete it. What its days become
+  once Twilio confirmed is ``settlement.end_job``'s rule (the days still in flight go back to
+  Pending; days the job lost were already released by the poll that saw it, counted against
+  the resubmit limit). A stale job with a successful day not yet archived waits for the
+  archive first.
 - FINISHED: every day of the job is final or lost by it, and each successful day is safe: its
   file archived when archiving is on (an empty day's file too).
 - ORPHAN: a job on Twilio with our name that the store never recorded.
@@ -76,8 +77,6 @@ class CleanupAction:
     resource_type: ResourceType
     # Our job row; None for an orphan.
     job_id: int | None = None
-    # STALE: days the job held in flight, to return to Pending once the delete is confirmed.
-    release_days: tuple[dt.date, ...] = ()
 
 
 def _job_days(job: Job) -> list[dt.date]:
@@ -149,16 +148,12 @@ def _decide_job(
         and now - _last_change(job) >= policy.stale_after
         and not unsafe_success
     ):
-        release = tuple(
-            day.day for day in held if not day.status.is_final and not day.status.is_lost_by_job
-        )
         return CleanupAction(
             reason=CleanupReason.STALE,
             job_sid=job.job_sid,
             friendly_name=job.friendly_name,
             resource_type=job.resource_type,
             job_id=job.id,
-            release_days=release,
         )
     return None
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from orchestrator.domain.model import Job
 from orchestrator.errors import InvalidInput
@@ -35,9 +36,19 @@ from orchestrator.errors import InvalidInput
 ZERO = dt.timedelta(0)
 
 
+class PollStrategy(Protocol):
+    """When to poll a job next: ``PollPolicy`` is the daemon's; the benchmarks bring others."""
+
+    def next_poll_at(
+        self, job: Job, facts: PollFacts, now: dt.datetime, rand: float
+    ) -> dt.datetime:
+        """When to poll ``job`` next, after a poll that found ``facts`` (``rand`` in [0, 1))."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
-    """How often to poll a job."""
+    """How often to poll a job (a ``PollStrategy``)."""
 
     initial: dt.timedelta = dt.timedelta(seconds=30)
     max: dt.timedelta = dt.timedelta(minutes=30)
@@ -66,6 +77,12 @@ class PollPolicy:
             raise InvalidInput("eta_error", f"{self.eta_error} is not in [0, 1)")
         if not 0 < self.notice_fraction <= 1:
             raise InvalidInput("notice_fraction", f"{self.notice_fraction} is not in (0, 1]")
+
+    def next_poll_at(
+        self, job: Job, facts: PollFacts, now: dt.datetime, rand: float
+    ) -> dt.datetime:
+        """``next_poll_at(facts, self, now, rand)``: the job itself adds nothing to the facts."""
+        return next_poll_at(facts, self, now, rand)
 
 
 @dataclass(frozen=True, slots=True)

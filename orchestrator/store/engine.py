@@ -137,6 +137,14 @@ def is_in(
     return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
 
 
+def in_parameter(sqlite: bool, column: sa.ColumnElement[T], name: str) -> sa.ColumnElement[bool]:
+    """``column IN :name`` for a statement built once: an expanding parameter (SQLite) or one
+    array parameter (PostgreSQL), bound to a list of values at each execution."""
+    if sqlite:
+        return column.in_(sa.bindparam(name, expanding=True))
+    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+
+
 @asynccontextmanager
 async def migration_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection in a write transaction, fit for running migrations; commits on success."""

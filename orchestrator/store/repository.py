@@ -33,17 +33,18 @@ History
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from orchestrator.domain.details import diff_day_statuses
 from orchestrator.domain.model import (
     ArchiveFacts,
     Day,
@@ -57,8 +58,15 @@ from orchestrator.domain.model import (
     ResourceType,
     check_job_sid,
 )
+from orchestrator.domain.settlement import HeldDay, Release, Settlement
 from orchestrator.errors import ClaimConflict, StoreError
-from orchestrator.store.engine import insert_ignoring_conflicts, is_in, read_only
+from orchestrator.store.engine import (
+    in_parameter,
+    insert_ignoring_conflicts,
+    is_in,
+    is_sqlite,
+    read_only,
+)
 from orchestrator.store.schema import (
     SUCCESS_STATUSES,
     days,
@@ -72,16 +80,49 @@ _Row = Any
 # Days per statement: big batches are few statements; below SQLite's 32,766 parameters.
 _CHUNK = 5000
 
-# The states a job may end in through ``release_job``, from each state it may be in.
-_ENDINGS: dict[JobState, frozenset[JobState]] = {
-    # Twilio never answered with a SID: nothing to delete, the job is simply lost.
-    JobState.SUBMITTING: frozenset({JobState.LOST}),
-    JobState.ACTIVE: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
-    JobState.FINISHED: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
-    JobState.DELETING: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
-    JobState.LOST: frozenset({JobState.DELETING, JobState.DELETED, JobState.LOST}),
-    JobState.DELETED: frozenset({JobState.DELETED}),
-}
+# A decision over a job and the days it holds, as locked (``domain.settlement``).
+Decision = Callable[[Job, Sequence[HeldDay]], Settlement]
+
+# Statements of the poll path, built once: SQLAlchemy then computes each one's cache key once,
+# not on every poll.
+_LOCK_JOB = (
+    sa.select(jobs)
+    .where(jobs.c.id == sa.bindparam("job_id"), jobs.c.account_sid == sa.bindparam("account_sid"))
+    .with_for_update()
+)
+_LOCK_HELD_DAYS = (
+    sa.select(days.c.day, days.c.status, days.c.resubmits)
+    .where(
+        days.c.account_sid == sa.bindparam("account_sid"),
+        days.c.job_id == sa.bindparam("job_id"),
+    )
+    .order_by(days.c.day)
+    .with_for_update()
+)
+# Every column a settlement may change; the row is locked, so writing them all is exact.
+_SETTLED_COLUMNS = (
+    "state",
+    "last_polled_at",
+    "next_poll_at",
+    "last_change_at",
+    "finished_at",
+    "deleted_at",
+    "poll_count",
+    "queue_position",
+    "eta",
+    "last_error",
+)
+_UPDATE_JOB = (
+    sa.update(jobs)
+    .where(jobs.c.id == sa.bindparam("job_id"))
+    .values({name: sa.bindparam(f"new_{name}") for name in _SETTLED_COLUMNS})
+)
+
+
+def _job_values(job: Job) -> dict[str, Any]:
+    """``_UPDATE_JOB``'s parameters for ``job``."""
+    return {"job_id": job.id} | {f"new_{name}": getattr(job, name) for name in _SETTLED_COLUMNS}
+
 
 _DAY_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     *days.c,
@@ -111,15 +152,27 @@ class Store:
         self._engine = engine
         self._reader = read_only(engine)
         self.account_sid = account_sid
+        # Write transactions of this process wait here, not on the database: SQLite takes one
+        # writer at a time, and a second BEGIN IMMEDIATE would hold a pooled connection (and a
+        # driver thread) busy-waiting for the lock; PostgreSQL takes as many as the pool holds.
+        self._write_slots = asyncio.Semaphore(1 if is_sqlite(engine) else self.max_connections)
+
+    @property
+    def max_connections(self) -> int:
+        """How many transactions can be open at once without waiting for a pooled connection."""
+        size = getattr(self._engine.pool, "size", None)
+        return max(1, size()) if callable(size) else 1
 
     def __repr__(self) -> str:
         return f"Store(dialect={self._engine.dialect.name!r}, account_sid={self.account_sid!r})"
 
     # ------------------------------------------------------------------ transactions
 
-    def _write(self, what: str) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite) for ``what``."""
-        return _transaction(self._engine, what)
+    @asynccontextmanager
+    async def _write(self, what: str) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite) for ``what``, in a write slot."""
+        async with self._write_slots, _transaction(self._engine, what) as conn:
+            yield conn
 
     def _read(self, what: str) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only transaction for ``what``."""
@@ -317,110 +370,40 @@ class Store:
             limit=limit,
         )
 
-    async def mark_job_polled(
-        self,
-        job_id: int,
-        now: dt.datetime,
-        next_poll_at: dt.datetime | None,
-        queue_position: int | None = None,
-        eta: dt.datetime | None = None,
-        error: str | None = None,
-        changed: bool = False,
-    ) -> Job:
-        """Record a poll (successful or not) and when to poll next.
+    async def settle_job(self, job_id: int, decide: Decision) -> Settlement:
+        """Lock the job and the days it holds, let ``decide`` settle them, write the result.
 
-        ``error`` replaces ``last_error`` when given; a clean poll leaves the last error visible.
-        ``poll_count`` counts polls since the last change: ``changed=True`` (this poll's details
-        changed a day) restarts it at 0. A job no longer live keeps no next poll time.
+        One write transaction, whatever was decided: the job's new row, every transition and
+        the days that leave the job (``domain.settlement`` makes the decisions: a poll, a failed
+        poll, the start of a delete, the end of a job). The job's id and account cannot change.
+        A decision that refuses (an impossible ending) raises before anything is written. The
+        day UPDATEs are conditional on each day still being held in the status read, and their
+        row counts checked: a guard on top of the row locks.
         """
-        values: dict[str, Any] = {
-            "last_polled_at": now,
-            "next_poll_at": next_poll_at,
-            "poll_count": 0 if changed else jobs.c.poll_count + 1,
-            "queue_position": queue_position,
-            "eta": eta,
-        }
-        if error is not None:
-            values["last_error"] = error
-        async with self._write("mark job polled") as conn:
+        async with self._write("settle job") as conn:
             job = await self._lock_job(conn, job_id)
-            if not job.state.is_live:
-                values["next_poll_at"] = None
-            await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
-            return await self._job(conn, job_id)
-
-    async def apply_day_statuses(
-        self,
-        job_id: int,
-        reported: Mapping[dt.date, DayStatus],
-        now: dt.datetime,
-        observed_by: ObservedBy,
-        *,
-        max_resubmits: int,
-        resubmit_delay: dt.timedelta,
-    ) -> list[DayChange]:
-        """Apply a fetched job's per-day statuses as one batch; return the changes made.
-
-        In one transaction: lock the job and its days, let ``diff_day_statuses`` decide the real
-        changes, write them and their transitions. A day the job will not produce (Failed,
-        RunningToBeDeleted, DeletedByUserRequest) is released from the job at once: a Failed day
-        counts a resubmit and goes back to Pending (eligible after ``resubmit_delay``), or to GaveUp
-        once ``max_resubmits`` would be exceeded; a deleted day goes back to Pending without
-        counting. Each release is its own transition (observed_by=resubmit). An active job whose
-        remaining days are all successes becomes finished. Applying the same report twice
-        changes nothing the second time.
-        """
-        if max_resubmits < 0:
-            raise StoreError("max_resubmits must be >= 0")
-        async with self._write("apply day statuses") as conn:
-            job = await self._lock_job(conn, job_id)
-            held = await self._lock_held_days(conn, job_id)
-            known = {row.day: row.status for row in held}
-            resubmits = {row.day: row.resubmits for row in held}
-            observed = diff_day_statuses(
-                resource_type=job.resource_type,
-                job_sid=job.job_sid,
-                known=known,
-                reported=reported,
-                observed_at=now,
-                observed_by=observed_by,
+            held = [
+                HeldDay(row.day, row.status, row.resubmits)
+                for row in await self._lock_held_days(conn, job_id)
+            ]
+            settlement = decide(job, held)
+            settled = settlement.job
+            if (settled.id, settled.resource_type, settled.job_sid) != (
+                job.id,
+                job.resource_type,
+                job.job_sid,
+            ):
+                raise StoreError(f"a settlement of job {job.friendly_name} names another job")
+            await self._write_changes(
+                conn,
+                job,
+                settlement.changes,
+                settlement.releases,
+                settlement.at,
+                reason=settlement.reason,
             )
-            changes: list[DayChange] = []
-            releases: dict[dt.date, _Release] = {}
-            for change in observed:
-                changes.append(change)
-                if not change.to_status.is_lost_by_job:
-                    continue
-                # Only a failure counts against the budget; a deletion was not the day's fault.
-                increment = 1 if change.to_status is DayStatus.FAILED else 0
-                after = DayStatus.PENDING
-                if resubmits[change.day] + increment > max_resubmits:
-                    after = DayStatus.GAVE_UP
-                not_before = now + resubmit_delay if after is DayStatus.PENDING else None
-                releases[change.day] = _Release(after, increment, not_before)
-                changes.append(
-                    DayChange(
-                        resource_type=job.resource_type,
-                        day=change.day,
-                        from_status=change.to_status,
-                        to_status=after,
-                        observed_at=now,
-                        observed_by=ObservedBy.RESUBMIT,
-                        job_sid=job.job_sid,
-                    )
-                )
-            await self._write_changes(conn, job, changes, releases, now)
-
-            after_statuses = {**known, **{c.day: c.to_status for c in observed}}
-            still_held = [s for d, s in after_statuses.items() if d not in releases]
-            job_values: dict[str, Any] = {}
-            if observed:
-                job_values["last_change_at"] = now
-            if job.state is JobState.ACTIVE and all(s.is_success for s in still_held):
-                job_values.update(state=JobState.FINISHED, finished_at=now, next_poll_at=None)
-            if job_values:
-                await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**job_values))
-            return changes
+            await conn.execute(_UPDATE_JOB, _job_values(settled))
+            return settlement
 
     async def jobs_stale(
         self, now: dt.datetime, stale_after: dt.timedelta, *, limit: int | None = None
@@ -451,90 +434,6 @@ class Store:
                 )
             )
         return await self._jobs_where(*conditions, order=jobs.c.finished_at, limit=limit)
-
-    async def release_job(
-        self,
-        job_id: int,
-        now: dt.datetime,
-        *,
-        new_state: JobState,
-        observed_by: ObservedBy,
-        reason: str | None = None,
-    ) -> list[DayChange]:
-        """End a job (``new_state``: deleting, deleted or lost) and free the days it still holds.
-
-        Every held day that is not a success goes back to Pending with no job, in the same
-        transaction (a transition for each whose status changes), so the planner may claim it
-        again; successes stay with the job that made their file. Used when Twilio has no such
-        job (a submitting job not found on adoption, a 404), when a stale job is to be deleted,
-        and when someone else deleted it. Resubmit counts are not touched: it was not the day's
-        failure. ``reason`` becomes the job's last error and the transitions' reason.
-        """
-        async with self._write("release job") as conn:
-            job = await self._lock_job(conn, job_id)
-            if new_state not in _ENDINGS[job.state]:
-                raise StoreError(
-                    f"job {job.friendly_name} cannot go from {job.state} to {new_state}"
-                )
-            held = await self._lock_held_days(conn, job_id)
-            releases = {
-                row.day: _Release(DayStatus.PENDING, 0, None)
-                for row in held
-                if not row.status.is_success
-            }
-            changes = [
-                DayChange(
-                    resource_type=job.resource_type,
-                    day=row.day,
-                    from_status=row.status,
-                    to_status=DayStatus.PENDING,
-                    observed_at=now,
-                    observed_by=observed_by,
-                    job_sid=job.job_sid,
-                )
-                for row in held
-                if row.day in releases and row.status is not DayStatus.PENDING
-            ]
-            await self._write_changes(conn, job, changes, releases, now, reason=reason)
-            values: dict[str, Any] = {"state": new_state, "next_poll_at": None}
-            if reason is not None:
-                values["last_error"] = reason
-            if new_state is JobState.DELETED:
-                values["deleted_at"] = now
-            await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
-            return changes
-
-    async def mark_job_deleting(
-        self, job_id: int, now: dt.datetime, *, reason: str | None = None
-    ) -> list[DayChange]:
-        """We decided to DELETE the job on Twilio (finished, or stale: its days are freed)."""
-        return await self.release_job(
-            job_id, now, new_state=JobState.DELETING, observed_by=ObservedBy.CLEANUP, reason=reason
-        )
-
-    async def mark_job_deleted(
-        self, job_id: int, now: dt.datetime, *, reason: str | None = None
-    ) -> list[DayChange]:
-        """Twilio confirmed the delete (204, or 404 for a job it no longer has)."""
-        return await self.release_job(
-            job_id, now, new_state=JobState.DELETED, observed_by=ObservedBy.CLEANUP, reason=reason
-        )
-
-    async def mark_job_lost(
-        self,
-        job_id: int,
-        now: dt.datetime,
-        *,
-        reason: str,
-        observed_by: ObservedBy = ObservedBy.CLEANUP,
-    ) -> list[DayChange]:
-        """Twilio no longer knows the job and we did not delete it; its unfinished days are freed.
-
-        Also the way to abandon a submitting job not found on Twilio after a restart.
-        """
-        return await self.release_job(
-            job_id, now, new_state=JobState.LOST, observed_by=observed_by, reason=reason
-        )
 
     # ------------------------------------------------------------------ operator
 
@@ -950,26 +849,15 @@ class Store:
         )
 
     async def _lock_job(self, conn: AsyncConnection, job_id: int) -> Job:
-        row = (
-            await conn.execute(
-                sa.select(jobs)
-                .where(jobs.c.id == job_id, jobs.c.account_sid == self.account_sid)
-                .with_for_update()
-            )
-        ).one_or_none()
+        params = {"job_id": job_id, "account_sid": self.account_sid}
+        row = (await conn.execute(_LOCK_JOB, params)).one_or_none()
         if row is None:
             raise StoreError(f"no job {job_id} for this account")
         return _job(row)
 
     async def _lock_held_days(self, conn: AsyncConnection, job_id: int) -> Sequence[_Row]:
-        return (
-            await conn.execute(
-                sa.select(days.c.day, days.c.status, days.c.resubmits)
-                .where(days.c.account_sid == self.account_sid, days.c.job_id == job_id)
-                .order_by(days.c.day)
-                .with_for_update()
-            )
-        ).all()
+        params = {"job_id": job_id, "account_sid": self.account_sid}
+        return (await conn.execute(_LOCK_HELD_DAYS, params)).all()
 
     async def _job(self, conn: AsyncConnection, job_id: int) -> Job:
         row = (
@@ -1010,7 +898,7 @@ class Store:
         conn: AsyncConnection,
         job: Job,
         changes: Sequence[DayChange],
-        releases: Mapping[dt.date, _Release],
+        releases: Mapping[dt.date, Release],
         now: dt.datetime,
         *,
         reason: str | None = None,
@@ -1069,14 +957,15 @@ class Store:
                 job,
                 dates,
                 before,
+                release=False,
                 values={
-                    "status": after,
-                    "completed_at": now if after.is_success else None,
-                    "last_changed_at": now,
+                    "new_status": after,
+                    "new_completed_at": now if after.is_success else None,
+                    "new_last_changed_at": now,
                 },
             )
 
-        def release_key(day: dt.date) -> tuple[DayStatus, _Release]:
+        def release_key(day: dt.date) -> tuple[DayStatus, Release]:
             # A claimed day still Pending is released without a status change.
             return first_from.get(day, DayStatus.PENDING), releases[day]
 
@@ -1086,12 +975,14 @@ class Store:
                 job,
                 dates,
                 before,
+                release=True,
                 values={
-                    "status": release.status,
-                    "job_id": None,
-                    "resubmits": days.c.resubmits + release.increment,
-                    "not_before": release.not_before,
-                    "last_changed_at": now if before != release.status else days.c.last_changed_at,
+                    "new_status": release.status,
+                    "w_new_status": release.status,
+                    "new_job_id": None,
+                    "new_increment": release.increment,
+                    "new_not_before": release.not_before,
+                    "new_last_changed_at": now,
                 },
             )
 
@@ -1101,20 +992,25 @@ class Store:
         job: Job,
         dates: Sequence[dt.date],
         before: DayStatus,
+        *,
+        release: bool,
         values: Mapping[str, Any],
     ) -> None:
+        """Set ``values`` on the days the job holds in ``before``; ``release``: they leave it."""
+        statements = _statements(is_sqlite(conn))
+        statement = statements.release_days if release else statements.held_days
         for start in range(0, len(dates), _CHUNK):
-            chunk = dates[start : start + _CHUNK]
+            chunk = list(dates[start : start + _CHUNK])
             result = await conn.execute(
-                sa.update(days)
-                .where(
-                    days.c.account_sid == self.account_sid,
-                    days.c.resource_type == job.resource_type,
-                    is_in(conn, days.c.day, chunk),
-                    days.c.job_id == job.id,
-                    days.c.status == before,
-                )
-                .values(**values)
+                statement,
+                {
+                    "w_account_sid": self.account_sid,
+                    "w_resource_type": job.resource_type,
+                    "w_days": chunk,
+                    "w_job_id": job.id,
+                    "w_before": before,
+                    **values,
+                },
             )
             if result.rowcount != len(chunk):
                 raise StoreError(
@@ -1141,48 +1037,103 @@ class Store:
         INSERT ... SELECT from the days themselves: the constants are bound once per chunk and
         the foreign key onto the day is satisfied by construction.
         """
-        columns = transitions.c
-
-        def constant(value: object, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
-            return sa.literal(value, type_=column.type)
-
+        statement = _statements(is_sqlite(conn)).insert_transitions
         for start in range(0, len(dates), _CHUNK):
-            chunk = dates[start : start + _CHUNK]
-            rows = sa.select(
-                days.c.account_sid,
-                days.c.resource_type,
-                days.c.day,
-                constant(job_id, columns.job_id),
-                constant(job_sid, columns.job_sid),
-                constant(before, columns.from_status),
-                constant(after, columns.to_status),
-                constant(now, columns.observed_at),
-                constant(observed_by, columns.observed_by),
-                constant(reason, columns.reason),
-            ).where(
-                days.c.account_sid == self.account_sid,
-                days.c.resource_type == resource_type,
-                is_in(conn, days.c.day, chunk),
-            )
+            chunk = list(dates[start : start + _CHUNK])
             result = await conn.execute(
-                sa.insert(transitions).from_select(
-                    [
-                        columns.account_sid,
-                        columns.resource_type,
-                        columns.day,
-                        columns.job_id,
-                        columns.job_sid,
-                        columns.from_status,
-                        columns.to_status,
-                        columns.observed_at,
-                        columns.observed_by,
-                        columns.reason,
-                    ],
-                    rows,
-                )
+                statement,
+                {
+                    "w_account_sid": self.account_sid,
+                    "w_resource_type": resource_type,
+                    "w_days": chunk,
+                    "t_job_id": job_id,
+                    "t_job_sid": job_sid,
+                    "t_from": before,
+                    "t_to": after,
+                    "t_at": now,
+                    "t_by": observed_by,
+                    "t_reason": reason,
+                },
             )
             if result.rowcount != len(chunk):
                 raise StoreError(f"{len(chunk) - result.rowcount} transitions found no day")
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """Statements of the write path that depend on the dialect, built once per dialect."""
+
+    held_days: sa.Update
+    release_days: sa.Update
+    insert_transitions: sa.Insert
+
+
+@functools.cache
+def _statements(sqlite: bool) -> _Statements:
+    day_in_batch = sa.and_(
+        days.c.account_sid == sa.bindparam("w_account_sid"),
+        days.c.resource_type == sa.bindparam("w_resource_type"),
+        in_parameter(sqlite, days.c.day, "w_days"),
+    )
+    held = sa.and_(
+        day_in_batch,
+        days.c.job_id == sa.bindparam("w_job_id"),
+        days.c.status == sa.bindparam("w_before"),
+    )
+    columns = transitions.c
+
+    def constant(name: str, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        return sa.bindparam(name, type_=column.type)
+
+    rows = sa.select(
+        days.c.account_sid,
+        days.c.resource_type,
+        days.c.day,
+        constant("t_job_id", columns.job_id),
+        constant("t_job_sid", columns.job_sid),
+        constant("t_from", columns.from_status),
+        constant("t_to", columns.to_status),
+        constant("t_at", columns.observed_at),
+        constant("t_by", columns.observed_by),
+        constant("t_reason", columns.reason),
+    ).where(day_in_batch)
+    return _Statements(
+        held_days=sa.update(days)
+        .where(held)
+        .values(
+            status=sa.bindparam("new_status"),
+            completed_at=sa.bindparam("new_completed_at"),
+            last_changed_at=sa.bindparam("new_last_changed_at"),
+        ),
+        release_days=sa.update(days)
+        .where(held)
+        .values(
+            status=sa.bindparam("new_status"),
+            job_id=sa.bindparam("new_job_id"),
+            resubmits=days.c.resubmits + sa.bindparam("new_increment", type_=sa.Integer),
+            not_before=sa.bindparam("new_not_before", type_=days.c.not_before.type),
+            # A day released without a status change keeps its last change time.
+            last_changed_at=sa.case(
+                (days.c.status == sa.bindparam("w_new_status"), days.c.last_changed_at),
+                else_=sa.bindparam("new_last_changed_at", type_=days.c.last_changed_at.type),
+            ),
+        ),
+        insert_transitions=sa.insert(transitions).from_select(
+            [
+                columns.account_sid,
+                columns.resource_type,
+                columns.day,
+                columns.job_id,
+                columns.job_sid,
+                columns.from_status,
+                columns.to_status,
+                columns.observed_at,
+                columns.observed_by,
+                columns.reason,
+            ],
+            rows,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1194,15 +1145,6 @@ class ArchiveAttempts:
     next_attempt_at: dt.datetime | None
     # The last failure, for operators.
     error: str | None
-
-
-class _Release(NamedTuple):
-    """What a day released from its job becomes."""
-
-    status: DayStatus
-    # Added to the day's resubmit count: 1 for a failure, 0 when it was not the day's fault.
-    increment: int
-    not_before: dt.datetime | None
 
 
 _K = TypeVar("_K")

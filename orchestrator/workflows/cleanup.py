@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 from orchestrator.domain.cleanup import CleanupAction, CleanupReason, decide_cleanup, owns_name
-from orchestrator.domain.model import JobState, RemoteJob, ResourceType
+from orchestrator.domain.model import JobState, ObservedBy, RemoteJob, ResourceType
+from orchestrator.domain.settlement import end_job, start_deleting
 from orchestrator.errors import AuthenticationError, TwilioError
 from orchestrator.logs import get_logger
 from orchestrator.twilio import DeleteOutcome
@@ -78,12 +81,23 @@ async def _list_remote_jobs(ctx: WorkflowContext) -> list[RemoteJob] | None:
 
 
 async def _delete(ctx: WorkflowContext, action: CleanupAction) -> bool:
+    """DELETE one job on Twilio, recorded as deleting before and as deleted after.
+
+    Intent before effect, as for creates: a crash between the two leaves the job deleting,
+    and the next pass sends the DELETE again (``CleanupReason.RESUME``; a 404 then confirms it).
+    The job keeps its days until Twilio confirmed, so a day never sits in two live jobs.
+    """
     fields = {
         "resource_type": action.resource_type.value,
         "job_sid": action.job_sid,
         "friendly_name": action.friendly_name,
         "reason": action.reason.value,
     }
+    reason = f"cleanup: {action.reason.value}"
+    if action.job_id is not None and action.reason is not CleanupReason.RESUME:
+        await ctx.store.settle_job(
+            action.job_id, functools.partial(start_deleting, now=ctx.now(), reason=reason)
+        )
     try:
         outcome = await ctx.client.delete_job(action.job_sid)
     except AuthenticationError as error:
@@ -92,12 +106,18 @@ async def _delete(ctx: WorkflowContext, action: CleanupAction) -> bool:
     except TwilioError as error:
         log.warning("job.delete_failed", error=str(error), **fields)
         return False
-    # Days are released only once Twilio confirmed, so a day never sits in two live jobs.
     if action.job_id is not None:
-        changes = await ctx.store.mark_job_deleted(
-            action.job_id, ctx.now(), reason=f"cleanup: {action.reason.value}"
+        ended = await ctx.store.settle_job(
+            action.job_id,
+            functools.partial(
+                end_job,
+                new_state=JobState.DELETED,
+                observed_by=ObservedBy.CLEANUP,
+                now=ctx.now(),
+                reason=reason,
+            ),
         )
-        log_changes(changes)
+        log_changes(ended.changes)
     level = log.warning if action.reason is CleanupReason.STALE else log.info
     level("job.deleted", already_gone=outcome is DeleteOutcome.ALREADY_GONE, **fields)
     return True

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from orchestrator.clock import Clock
 from orchestrator.config import Settings
 from orchestrator.domain.model import DayChange
+from orchestrator.domain.policies import Policies, ResubmitPolicy
 from orchestrator.domain.submit_hold import SubmitHold
 from orchestrator.errors import AuthenticationError
 from orchestrator.logs import get_logger
@@ -81,6 +82,19 @@ class WorkflowContext:
 
     def now(self) -> dt.datetime:
         return self.clock.now()
+
+    @property
+    def policies(self) -> Policies:
+        # Bridge until the context carries its Policies (built once at load).
+        return Policies(
+            poll=self.settings.poll_policy(),
+            plan=self.settings.plan_limits(),
+            cleanup=self.settings.cleanup_policy(),
+            resubmit=ResubmitPolicy(
+                max_resubmits=self.settings.jobs.max_resubmits,
+                delay=self.settings.jobs.resubmit_delay,
+            ),
+        )
 
 
 def log_changes(changes: Iterable[DayChange]) -> None:

@@ -1,13 +1,17 @@
-"""Poll the jobs that are due, record what changed, and decide when to look again."""
+"""Poll the jobs that are due, record what changed, and decide when to look again.
+
+Each poll is one fetch and one write transaction: the store locks the job and its days and
+writes what ``domain.settlement`` decides from them and Twilio's answer (the day changes, the
+released days, the job's bookkeeping and its next poll, together).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from collections.abc import Callable
+import functools
 
-from orchestrator.domain.model import Job, ObservedBy
-from orchestrator.domain.polling import PollFacts, next_poll_at
+from orchestrator.domain.model import Job, JobState, ObservedBy
+from orchestrator.domain.settlement import end_job, settle_failed_poll, settle_poll
 from orchestrator.errors import AuthenticationError, NotFound, TwilioError
 from orchestrator.logs import get_logger
 from orchestrator.workflows.context import WorkflowContext, log_changes
@@ -17,112 +21,87 @@ log = get_logger(__name__)
 # Jobs polled in one pass at most; the rest are still due on the next pass.
 MAX_POLLS_PER_PASS = 500
 
-# (the job as loaded, this poll's facts, now, jitter in [0, 1)) -> when to poll it next. The
-# daemon always uses its policy (None below); the benchmarks compare others through this.
-NextPoll = Callable[[Job, PollFacts, dt.datetime, float], dt.datetime]
 
-
-async def poll_due_jobs(ctx: WorkflowContext, *, next_poll: NextPoll | None = None) -> int:
-    """Poll every due job concurrently (within the client's limits); return how many."""
+async def poll_due_jobs(ctx: WorkflowContext) -> int:
+    """Poll every due job, as many at once as the store has connections; return how many."""
     if not ctx.health.healthy:
         return 0
     due = await ctx.store.jobs_due_for_poll(ctx.now(), MAX_POLLS_PER_PASS)
-    if due:
-        await asyncio.gather(*(poll_job(ctx, job, next_poll=next_poll) for job in due))
+    if not due:
+        return 0
+    # More polls at once than pooled connections would only queue on the pool (or open
+    # overflow connections that are closed again); the client bounds the HTTP side itself.
+    places = asyncio.Semaphore(ctx.store.max_connections)
+
+    async def one(job: Job) -> None:
+        async with places:
+            await poll_job(ctx, job)
+
+    await asyncio.gather(*(one(job) for job in due))
     return len(due)
 
 
-async def poll_job(ctx: WorkflowContext, job: Job, *, next_poll: NextPoll | None = None) -> None:
-    """Fetch one job, apply its per-day statuses, and schedule its next poll."""
+async def poll_job(ctx: WorkflowContext, job: Job) -> None:
+    """Fetch one job, then settle its days and its next poll in one write."""
     assert job.job_sid is not None, "only active jobs (with a SID) are polled"
     fields = {
         "resource_type": job.resource_type.value,
         "job_sid": job.job_sid,
         "attempt": job.attempt,
     }
+    policies = ctx.policies
     try:
         remote = await ctx.client.fetch_job(job.job_sid)
     except NotFound:
         # Twilio dropped it (deleted by someone else, or expired): its unfinished days go back.
-        changes = await ctx.store.mark_job_lost(
-            job.id, ctx.now(), reason="Twilio answered 404", observed_by=ObservedBy.POLL
+        ended = await ctx.store.settle_job(
+            job.id,
+            functools.partial(
+                end_job,
+                new_state=JobState.LOST,
+                observed_by=ObservedBy.POLL,
+                now=ctx.now(),
+                reason="Twilio answered 404",
+            ),
         )
-        log.warning("job.lost", days_returned=len(changes), **fields)
-        log_changes(changes)
+        log.warning("job.lost", days_returned=len(ended.changes), **fields)
+        log_changes(ended.changes)
         return
     except AuthenticationError as error:
         ctx.health.record_auth_failure(error)
         return
     except TwilioError as error:
         # A malformed answer or exhausted retries: state untouched, try again later.
-        await _schedule_next_poll(
-            ctx,
-            job,
-            PollFacts(polls_since_change=job.poll_count + 1, submitted_at=job.submitted_at),
-            keep=(job.queue_position, job.eta),
-            error=str(error),
-            next_poll=next_poll,
+        await ctx.store.settle_job(
+            job.id,
+            functools.partial(
+                settle_failed_poll,
+                error=str(error),
+                poll=policies.poll,
+                rand=ctx.random(),
+                now=ctx.now(),
+            ),
         )
         log.warning("job.poll_failed", error=str(error), error_type=type(error).__name__, **fields)
         return
-    changes = await ctx.store.apply_day_statuses(
+    settled = await ctx.store.settle_job(
         job.id,
-        remote.day_statuses(),
-        ctx.now(),
-        ObservedBy.POLL,
-        max_resubmits=ctx.settings.jobs.max_resubmits,
-        resubmit_delay=ctx.settings.jobs.resubmit_delay,
+        functools.partial(
+            settle_poll,
+            remote=remote,
+            resubmit=policies.resubmit,
+            poll=policies.poll,
+            rand=ctx.random(),
+            now=ctx.now(),
+        ),
     )
-    log_changes(changes)
-    facts = PollFacts(
-        polls_since_change=0 if changes else job.poll_count + 1,
-        eta=remote.estimated_completion_time,
-        queue_position=remote.job_queue_position,
-        submitted_at=job.submitted_at,
-    )
-    await _schedule_next_poll(
-        ctx,
-        job,
-        facts,
-        keep=(facts.queue_position, facts.eta),
-        changed=bool(changes),
-        next_poll=next_poll,
-    )
+    log_changes(settled.changes)
     log.debug(
         "job.polled",
-        changes=len(changes),
+        changes=len(settled.changes),
         queue_position=remote.job_queue_position,
         eta=remote.estimated_completion_time.isoformat()
         if remote.estimated_completion_time
         else None,
         **fields,
-    )
-
-
-async def _schedule_next_poll(
-    ctx: WorkflowContext,
-    job: Job,
-    facts: PollFacts,
-    *,
-    keep: tuple[int | None, dt.datetime | None],
-    error: str | None = None,
-    changed: bool = False,
-    next_poll: NextPoll | None,
-) -> None:
-    """Record the poll and when to look again; ``keep`` is the (queue position, ETA) to store."""
-    now = ctx.now()
-    queue_position, eta = keep
-    rng = ctx.random()
-    if next_poll is None:
-        when = next_poll_at(facts, ctx.settings.poll_policy(), now, rng)
-    else:
-        when = next_poll(job, facts, now, rng)
-    await ctx.store.mark_job_polled(
-        job.id,
-        now,
-        when,
-        queue_position=queue_position,
-        eta=eta,
-        error=error,
-        changed=changed,
     )

@@ -10,8 +10,10 @@ live jobs on Twilio.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from orchestrator.domain.model import (
+    DayChange,
     Job,
     JobRequest,
     JobState,
@@ -20,7 +22,8 @@ from orchestrator.domain.model import (
     ResourceType,
 )
 from orchestrator.domain.plan import budget_window, plan_jobs
-from orchestrator.domain.polling import PollFacts, next_poll_at
+from orchestrator.domain.polling import PollFacts
+from orchestrator.domain.settlement import end_job
 from orchestrator.domain.submit_hold import hold_after_acceptance, hold_after_refusal
 from orchestrator.errors import (
     AmbiguousCreateError,
@@ -63,7 +66,7 @@ async def adopt_submitting_jobs(ctx: WorkflowContext) -> None:
         now = ctx.now()
         if remote is not None:
             _, changes = await ctx.store.record_job_sid(
-                job.id, remote.job_sid, now, _first_poll(ctx, now)
+                job.id, remote.job_sid, now, _first_poll(ctx, job, now)
             )
             log.info(
                 "job.adopted",
@@ -74,20 +77,15 @@ async def adopt_submitting_jobs(ctx: WorkflowContext) -> None:
             )
             log_changes(changes)
         else:
-            changes = await ctx.store.mark_job_lost(
-                job.id,
-                now,
-                reason="create never reached Twilio",
-                observed_by=ObservedBy.SUBMIT,
-            )
+            lost = await _lose(ctx, job, "create never reached Twilio", now)
             log.warning(
                 "job.abandoned",
                 resource_type=job.resource_type.value,
                 friendly_name=job.friendly_name,
-                days=len(changes),
+                days=len(lost),
                 reason="not found on Twilio by friendly name",
             )
-            log_changes(changes)
+            log_changes(lost)
 
 
 async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
@@ -172,7 +170,7 @@ async def _submit(ctx: WorkflowContext, request: JobRequest) -> Job | None:
         log.info("job.submits_resumed", after_refusals=ctx.submits.hold.refusals)
     ctx.submits.hold = hold_after_acceptance()
     job, changes = await ctx.store.record_job_sid(
-        job.id, remote.job_sid, now, _first_poll(ctx, now)
+        job.id, remote.job_sid, now, _first_poll(ctx, job, now)
     )
     log.info("job.submitted", job_sid=remote.job_sid, **fields)
     log_changes(changes)
@@ -180,15 +178,22 @@ async def _submit(ctx: WorkflowContext, request: JobRequest) -> Job | None:
 
 
 async def _abandon(ctx: WorkflowContext, job: Job, reason: str) -> None:
-    changes = await ctx.store.mark_job_lost(
-        job.id, ctx.now(), reason=reason, observed_by=ObservedBy.SUBMIT
+    log_changes(await _lose(ctx, job, reason, ctx.now()))
+
+
+async def _lose(
+    ctx: WorkflowContext, job: Job, reason: str, now: dt.datetime
+) -> tuple[DayChange, ...]:
+    """The create never made a job on Twilio: the job is lost and its days go back."""
+    decision = functools.partial(
+        end_job, new_state=JobState.LOST, observed_by=ObservedBy.SUBMIT, now=now, reason=reason
     )
-    log_changes(changes)
+    return (await ctx.store.settle_job(job.id, decision)).changes
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _first_poll(ctx: WorkflowContext, now: dt.datetime) -> dt.datetime:
-    return next_poll_at(_NEW_JOB_FACTS, ctx.settings.poll_policy(), now, ctx.random())
+def _first_poll(ctx: WorkflowContext, job: Job, now: dt.datetime) -> dt.datetime:
+    return ctx.policies.poll.next_poll_at(job, _NEW_JOB_FACTS, now, ctx.random())

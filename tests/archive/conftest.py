@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gzip
 import json
 import random
@@ -26,6 +27,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.store.repository import Store
 from orchestrator.workflows.context import WorkflowContext
 
@@ -63,13 +66,15 @@ class Env:
         )
         await self.store.record_job_sid(job.id, job_sid, now, now)
         reported = dict.fromkeys(wanted, DayStatus.COMPLETED) | (statuses or {})
-        await self.store.apply_day_statuses(
+        await self.store.settle_job(
             job.id,
-            reported,
-            now,
-            ObservedBy.POLL,
-            max_resubmits=2,
-            resubmit_delay=dt.timedelta(minutes=1),
+            functools.partial(
+                settle_report,
+                reported=reported,
+                resubmit=ResubmitPolicy(2, dt.timedelta(minutes=1)),
+                now=now,
+                observed_by=ObservedBy.POLL,
+            ),
         )
         return job.id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 import json
 import random
@@ -22,6 +23,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.simulator import FaultSettings, SimulatorSettings, running_simulator
 from orchestrator.store.engine import create_engine
 from orchestrator.store.migration import upgrade_to_head
@@ -210,13 +213,15 @@ async def test_a_batch_writes_each_days_steps_in_order(tmp_path: Path) -> None:
         await store.record_job_sid(job.id, "JS" + "a" * 32, now, now)
 
         async def report(statuses: dict[dt.date, DayStatus]) -> None:
-            await store.apply_day_statuses(
+            await store.settle_job(
                 job.id,
-                statuses,
-                now,
-                ObservedBy.POLL,
-                max_resubmits=3,
-                resubmit_delay=dt.timedelta(minutes=1),
+                functools.partial(
+                    settle_report,
+                    reported=statuses,
+                    resubmit=ResubmitPolicy(3, dt.timedelta(minutes=1)),
+                    now=now,
+                    observed_by=ObservedBy.POLL,
+                ),
             )
 
         await report({first: DayStatus.RUNNING, second: DayStatus.ERROR_DURING_RUN})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import structlog
 
 from orchestrator.clock import ManualClock
 from orchestrator.daemon import run_cycle
+from orchestrator.domain.cleanup import CleanupReason
 from orchestrator.domain.model import (
     DayKey,
     DayStatus,
@@ -18,12 +20,14 @@ from orchestrator.domain.model import (
     friendly_name,
 )
 from orchestrator.domain.polling import PollFacts
+from orchestrator.domain.settlement import start_deleting
 from orchestrator.simulator import (
     FaultSettings,
     RunningSimulator,
     SimulatorSettings,
     running_simulator,
 )
+from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.poll import poll_due_jobs
 from orchestrator.workflows.submit import submit_planned_jobs
 from orchestrator.workflows.wanted import record_wanted_days
@@ -174,6 +178,73 @@ async def test_days_of_a_job_deleted_by_someone_else_are_done_again(
         assert history.count(DayStatus.SUBMITTED) == 2
         if (await store.get_job(job.id)).state is JobState.DELETED:
             assert deleted_statuses & set(history)
+
+
+async def test_a_stale_job_is_deleting_before_its_delete_and_deleted_on_the_next_pass(
+    make_harness: MakeHarness,
+) -> None:
+    """Intent before effect: a failed DELETE leaves the job deleting, holding its days; the next
+    pass sends it again, and only then are the days free for a new job."""
+    clock = ManualClock(START)
+    async with running_simulator(simulator(clock, FaultSettings(stuck_first_jobs=1))) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        store = harness.ctx.store
+        await run_cycle(harness.ctx)
+        [job] = await store.list_jobs()
+        clock.advance(dt.timedelta(hours=2, minutes=1))
+        sim.inject("server_error", 3)  # every attempt of the next request fails
+        with structlog.testing.capture_logs() as logs:
+            assert await clean_up(harness.ctx) == []
+        assert "job.delete_failed" in [e["event"] for e in logs]
+        deleting = await store.get_job(job.id)
+        assert (deleting.state, deleting.next_poll_at) == (JobState.DELETING, None)
+        assert {d.job_id for d in await store.list_days()} == {job.id}
+        assert await store.pending_days(clock.now()) == []
+        assert await submit_planned_jobs(harness.ctx) == []
+        [resumed] = await clean_up(harness.ctx)
+        assert (resumed.reason, resumed.job_id) == (CleanupReason.RESUME, job.id)
+        assert (await store.get_job(job.id)).state is JobState.DELETED
+        assert len(await store.pending_days(clock.now())) == 5
+        await harness.run_until_final(step=STEP, max_cycles=300)
+        stats = sim.stats()
+    deletes = [r.status for r in sim.requests("/v1/Exports/Jobs/{JobSid}", "DELETE")]
+    assert (
+        deletes[:4] == [500, 500, 500, 204]
+        or deletes[:4] == [503, 503, 503, 204]
+        or (len(deletes) >= 4 and set(deletes[:3]) <= {500, 503} and deletes[3] == 204)
+    )
+    assert stats["jobs_created"] == 2
+
+
+async def test_a_delete_that_reached_twilio_before_a_crash_is_sent_again_and_recorded(
+    make_harness: MakeHarness,
+) -> None:
+    """A job left deleting whose DELETE did go through is resumed: the second DELETE confirms
+    it (204 or 404), its days go back once, and nothing else is deleted."""
+    clock = ManualClock(START)
+    async with running_simulator(simulator(clock, FaultSettings(stuck_first_jobs=1))) as sim:
+        harness = await make_harness(sim.base_url, CONFIG, clock)
+        store = harness.ctx.store
+        await run_cycle(harness.ctx)
+        [job] = await store.list_jobs()
+        assert job.job_sid is not None
+        # The daemon recorded its intent, sent the DELETE, and died before recording the answer.
+        await store.settle_job(
+            job.id, functools.partial(start_deleting, now=clock.now(), reason="cleanup: stale")
+        )
+        await harness.ctx.client.delete_job(job.job_sid)
+        with structlog.testing.capture_logs() as logs:
+            [resumed] = await clean_up(harness.ctx)
+        assert resumed.reason is CleanupReason.RESUME
+        [deleted] = [e for e in logs if e["event"] == "job.deleted"]
+        assert (deleted["job_sid"], deleted["reason"]) == (job.job_sid, "resume")
+        assert (await store.get_job(job.id)).state is JobState.DELETED
+        pending = await store.pending_days(clock.now())
+        assert len(pending) == 5
+        for day in pending:
+            history = await store.day_history(day.key)
+            assert [c.to_status for c in history][-2:] == [DayStatus.SUBMITTED, DayStatus.PENDING]
+        assert await clean_up(harness.ctx) == []
 
 
 async def test_a_day_that_keeps_failing_gives_up_and_retry_brings_it_back(

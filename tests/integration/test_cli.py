@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import json
@@ -23,6 +24,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.store import Store, create_engine, upgrade_to_head
 
 ACCOUNT = "AC" + "2" * 32
@@ -74,13 +77,15 @@ async def _seed(config_path: Path) -> None:
         name = friendly_name("orch-cli", M, D1, D2, 1)
         job = await store.claim_days(JobRequest(M, D1, D2, 1, name), NOW)
         await store.record_job_sid(job.id, SID, NOW, NOW)
-        await store.apply_day_statuses(
+        await store.settle_job(
             job.id,
-            {D1: DayStatus.COMPLETED, D2: DayStatus.FAILED},
-            NOW,
-            ObservedBy.POLL,
-            max_resubmits=0,
-            resubmit_delay=dt.timedelta(0),
+            functools.partial(
+                settle_report,
+                reported={D1: DayStatus.COMPLETED, D2: DayStatus.FAILED},
+                resubmit=ResubmitPolicy(0, dt.timedelta(0)),
+                now=NOW,
+                observed_by=ObservedBy.POLL,
+            ),
         )
     finally:
         await engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 
 from orchestrator.domain.model import (
@@ -15,6 +16,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.errors import ClaimConflict
 from orchestrator.store import Store
 
@@ -100,13 +103,15 @@ async def test_concurrent_poll_and_webhook_lose_no_update(database: Database, st
         dict.fromkeys(days, DayStatus.COMPLETED),
     ]
     applies = [
-        writer.apply_day_statuses(
+        writer.settle_job(
             job.id,
-            report,
-            NOW + dt.timedelta(seconds=i),
-            ObservedBy.POLL if writer is store else ObservedBy.WEBHOOK,
-            max_resubmits=3,
-            resubmit_delay=dt.timedelta(0),
+            functools.partial(
+                settle_report,
+                reported=report,
+                resubmit=ResubmitPolicy(3, dt.timedelta(0)),
+                now=NOW + dt.timedelta(seconds=i),
+                observed_by=ObservedBy.POLL if writer is store else ObservedBy.WEBHOOK,
+            ),
         )
         for i, (report, writer) in enumerate(itertools.product(news, (store, other)))
     ]
@@ -124,13 +129,15 @@ async def test_concurrent_release_and_reclaim_keep_one_live_job_per_day(
     await store.upsert_wanted_days([DayKey(M, d) for d in days], NOW)
     job = await store.claim_days(_request(0, 6, 1), NOW)
     await store.record_job_sid(job.id, "JS" + "2" * 32, NOW, NOW)
-    fail = store.apply_day_statuses(
+    fail = store.settle_job(
         job.id,
-        dict.fromkeys(days, DayStatus.FAILED),
-        NOW,
-        ObservedBy.POLL,
-        max_resubmits=5,
-        resubmit_delay=dt.timedelta(0),
+        functools.partial(
+            settle_report,
+            reported=dict.fromkeys(days, DayStatus.FAILED),
+            resubmit=ResubmitPolicy(5, dt.timedelta(0)),
+            now=NOW,
+            observed_by=ObservedBy.POLL,
+        ),
     )
     claims = [_claim(other, _request(i % 6, 1, 2 + i)) for i in range(TASKS)]
     await asyncio.gather(fail, *claims)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+from collections.abc import Sequence
 
 import pytest
 
@@ -11,13 +14,27 @@ from orchestrator.domain.model import (
     DayChange,
     DayKey,
     DayStatus,
+    DetailGroup,
+    Job,
     JobRequest,
     JobState,
     ObservedBy,
+    RemoteJob,
     ResourceType,
     friendly_name,
 )
-from orchestrator.errors import ClaimConflict, StoreError
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.polling import PollPolicy
+from orchestrator.domain.settlement import (
+    HeldDay,
+    Settlement,
+    end_job,
+    settle_failed_poll,
+    settle_poll,
+    settle_report,
+    start_deleting,
+)
+from orchestrator.errors import ClaimConflict, InvalidInput, StoreError
 from orchestrator.store import Store
 
 from .conftest import ACCOUNT, NOW
@@ -61,14 +78,59 @@ async def _apply(
     now: dt.datetime = NOW,
     max_resubmits: int = 2,
 ) -> list[DayChange]:
-    return await store.apply_day_statuses(
+    settled = await store.settle_job(
         job_id,
-        reported,
-        now,
-        ObservedBy.POLL,
-        max_resubmits=max_resubmits,
-        resubmit_delay=DELAY,
+        functools.partial(
+            settle_report,
+            reported=reported,
+            resubmit=ResubmitPolicy(max_resubmits, DELAY),
+            now=now,
+            observed_by=ObservedBy.POLL,
+        ),
     )
+    return list(settled.changes)
+
+
+async def _end(
+    store: Store,
+    job_id: int,
+    new_state: JobState,
+    now: dt.datetime = NOW,
+    *,
+    reason: str | None = None,
+    observed_by: ObservedBy = ObservedBy.CLEANUP,
+) -> list[DayChange]:
+    settled = await store.settle_job(
+        job_id,
+        functools.partial(
+            end_job, new_state=new_state, observed_by=observed_by, now=now, reason=reason
+        ),
+    )
+    return list(settled.changes)
+
+
+async def _polled(
+    store: Store,
+    job_id: int,
+    now: dt.datetime,
+    next_poll_at: dt.datetime | None,
+    queue_position: int | None = None,
+    eta: dt.datetime | None = None,
+) -> Job:
+    """Write the poll bookkeeping a test chooses (the store writes the row it is given)."""
+
+    def decide(job: Job, held: Sequence[HeldDay]) -> Settlement:
+        polled = dataclasses.replace(
+            job,
+            last_polled_at=now,
+            next_poll_at=next_poll_at,
+            poll_count=job.poll_count + 1,
+            queue_position=queue_position,
+            eta=eta,
+        )
+        return Settlement(job=polled, at=now)
+
+    return (await store.settle_job(job_id, decide)).job
 
 
 # ---------------------------------------------------------------- wanted days
@@ -152,7 +214,7 @@ async def test_claim_conflicts_change_nothing(store: Store, case: str) -> None:
         request = _request(attempt=2)
     else:
         job = await store.claim_days(_request(), NOW)
-        await store.mark_job_lost(job.id, NOW, reason="gone")
+        await _end(store, job.id, JobState.LOST, reason="gone")
         request = _request()
     jobs_before = await store.list_jobs()
     days_before = await store.list_days()
@@ -229,7 +291,7 @@ async def test_adoption_can_abandon_a_submitting_job(store: Store) -> None:
     """A submitting job Twilio never made is lost and its days are claimable again."""
     await store.upsert_wanted_days(_keys(2), NOW)
     job = await store.claim_days(_request(D1, 2), NOW)
-    assert await store.mark_job_lost(job.id, NOW, reason="not on Twilio") == []
+    assert await _end(store, job.id, JobState.LOST, reason="not on Twilio") == []
     lost = await store.get_job(job.id)
     assert lost.state is JobState.LOST and lost.last_error == "not on Twilio"
     assert await store.jobs_submitting() == []
@@ -241,30 +303,47 @@ async def test_adoption_can_abandon_a_submitting_job(store: Store) -> None:
 # ---------------------------------------------------------------- polling and applying
 
 
-async def test_mark_job_polled_records_the_poll(store: Store) -> None:
-    """A poll bumps the count and stores next poll, queue position, ETA and any error."""
+async def test_settle_job_writes_the_job_row_it_is_given(store: Store) -> None:
+    """Every bookkeeping field a settlement sets is stored as given, the rest untouched."""
     job_id = await _active_job(store)
     eta = NOW + dt.timedelta(hours=3)
-    job = await store.mark_job_polled(job_id, NOW + MINUTE, NOW + 5 * MINUTE, 4, eta)
+    job = await _polled(store, job_id, NOW + MINUTE, NOW + 5 * MINUTE, 4, eta)
     assert (job.poll_count, job.last_polled_at, job.next_poll_at) == (
         1,
         NOW + MINUTE,
         NOW + 5 * MINUTE,
     )
     assert (job.queue_position, job.eta, job.last_error) == (4, eta, None)
-    job = await store.mark_job_polled(job_id, NOW, NOW, error="HTTP 500")
-    assert job.poll_count == 2 and job.last_error == "HTTP 500"
-    job = await store.mark_job_polled(job_id, NOW, NOW)
-    assert job.last_error == "HTTP 500" and job.poll_count == 3
-    job = await store.mark_job_polled(job_id, NOW, NOW, changed=True)
-    assert job.poll_count == 0
+    assert await store.get_job(job_id) == job
+    failed = await store.settle_job(
+        job_id,
+        functools.partial(
+            settle_failed_poll, error="HTTP 500", poll=PollPolicy(), rand=0.0, now=NOW + MINUTE
+        ),
+    )
+    stored = await store.get_job(job_id)
+    assert stored == failed.job
+    assert (stored.poll_count, stored.last_error) == (2, "HTTP 500")
 
 
 async def test_a_finished_job_keeps_no_next_poll(store: Store) -> None:
-    """Recording the poll that finished a job does not schedule another poll."""
+    """The poll that finishes a job schedules no other poll."""
     job_id = await _active_job(store, 1)
-    await _apply(store, job_id, {D1: DayStatus.COMPLETED})
-    job = await store.mark_job_polled(job_id, NOW, NOW + MINUTE, changed=True)
+    remote = RemoteJob(
+        SID, None, M, D1, D1, (DetailGroup(DayStatus.COMPLETED, "Completed", (D1,)),)
+    )
+    await store.settle_job(
+        job_id,
+        functools.partial(
+            settle_poll,
+            remote=remote,
+            resubmit=ResubmitPolicy(),
+            poll=PollPolicy(),
+            rand=0.0,
+            now=NOW,
+        ),
+    )
+    job = await store.get_job(job_id)
     assert job.state is JobState.FINISHED and job.next_poll_at is None
 
 
@@ -272,8 +351,8 @@ async def test_jobs_due_for_poll_are_active_and_due_oldest_first(store: Store) -
     """Only active jobs whose next poll has come are due, most overdue first, up to limit."""
     first = await _active_job(store, 1, D1, SID)
     second = await _active_job(store, 1, D1 + dt.timedelta(days=3), SID2)
-    await store.mark_job_polled(first, NOW, NOW + 2 * MINUTE)
-    await store.mark_job_polled(second, NOW, NOW + MINUTE)
+    await _polled(store, first, NOW, NOW + 2 * MINUTE)
+    await _polled(store, second, NOW, NOW + MINUTE)
     assert await store.jobs_due_for_poll(NOW, 10) == []
     due = await store.jobs_due_for_poll(NOW + 5 * MINUTE, 10)
     assert [j.id for j in due] == [second, first]
@@ -399,22 +478,27 @@ async def test_jobs_stale_are_active_without_change_for_long(store: Store) -> No
 # ---------------------------------------------------------------- ending jobs
 
 
-async def test_stale_job_deletion_frees_its_unfinished_days(store: Store) -> None:
-    """Marking a live job deleting returns its unfinished days to Pending, keeps successes."""
+async def test_a_deleting_job_keeps_its_days_until_deleted(store: Store) -> None:
+    """Deleting keeps every day with the job; the confirmed delete frees the unfinished ones."""
     job_id = await _active_job(store, 3)
     d1, d2, d3 = _days(3)
     await _apply(store, job_id, {d1: DayStatus.COMPLETED, d2: DayStatus.RUNNING})
     later = NOW + MINUTE
-    changes = await store.mark_job_deleting(job_id, later, reason="stale")
+    deleting = await store.settle_job(
+        job_id, functools.partial(start_deleting, now=later, reason="stale")
+    )
+    assert deleting.changes == ()
+    job = await store.get_job(job_id)
+    assert (job.state, job.last_error, job.next_poll_at) == (JobState.DELETING, "stale", None)
+    assert await store.pending_days(later) == []
+    assert [d.day for d in await store.days_of_job(job_id)] == [d1, d2, d3]
+    changes = await _end(store, job_id, JobState.DELETED, later, reason="stale")
     assert [(c.day, c.from_status, c.to_status, c.observed_by) for c in changes] == [
         (d2, DayStatus.RUNNING, DayStatus.PENDING, ObservedBy.CLEANUP),
         (d3, DayStatus.SUBMITTED, DayStatus.PENDING, ObservedBy.CLEANUP),
     ]
-    job = await store.get_job(job_id)
-    assert (job.state, job.last_error, job.next_poll_at) == (JobState.DELETING, "stale", None)
     assert [d.day for d in await store.pending_days(later)] == [d2, d3]
     assert [d.day for d in await store.days_of_job(job_id)] == [d1]
-    await store.mark_job_deleted(job_id, later)
     deleted = await store.get_job(job_id)
     assert deleted.state is JobState.DELETED and deleted.deleted_at == later
 
@@ -422,27 +506,39 @@ async def test_stale_job_deletion_frees_its_unfinished_days(store: Store) -> Non
 async def test_a_404d_active_job_is_lost_and_its_days_pending(store: Store) -> None:
     """A job Twilio no longer knows is lost; its in-flight days go back to Pending."""
     job_id = await _active_job(store, 2)
-    changes = await store.mark_job_lost(job_id, NOW, reason="404")
+    changes = await _end(store, job_id, JobState.LOST, reason="404", observed_by=ObservedBy.POLL)
     assert {c.to_status for c in changes} == {DayStatus.PENDING}
     assert len(await store.pending_days(NOW)) == 2
 
 
-async def test_impossible_job_endings_are_refused(store: Store) -> None:
-    """A deleted job stays deleted; a job without SID cannot be deleted; live is not an end."""
+async def test_impossible_job_endings_are_refused_and_write_nothing(store: Store) -> None:
+    """A refused decision raises before the store writes anything; unknown jobs are errors."""
     job_id = await _active_job(store, 1)
-    await store.mark_job_deleted(job_id, NOW)
-    with pytest.raises(StoreError):
-        await store.mark_job_lost(job_id, NOW, reason="x")
+    await _end(store, job_id, JobState.DELETED)
+    before = (await store.get_job(job_id), await store.list_days())
+    with pytest.raises(InvalidInput):
+        await _end(store, job_id, JobState.LOST, reason="x")
+    assert (await store.get_job(job_id), await store.list_days()) == before
     await store.upsert_wanted_days(_keys(1, D1 + dt.timedelta(days=4)), NOW)
     submitting = await store.claim_days(_request(D1 + dt.timedelta(days=4), 1), NOW)
-    with pytest.raises(StoreError):
-        await store.mark_job_deleting(submitting.id, NOW)
-    with pytest.raises(StoreError):
-        await store.release_job(
-            submitting.id, NOW, new_state=JobState.ACTIVE, observed_by=ObservedBy.OPERATOR
-        )
+    with pytest.raises(InvalidInput):
+        await store.settle_job(submitting.id, functools.partial(start_deleting, now=NOW))
+    assert (await store.get_job(submitting.id)).state is JobState.SUBMITTING
     with pytest.raises(StoreError):
         await store.get_job(10_000)
+    with pytest.raises(StoreError):
+        await _end(store, 10_000, JobState.LOST)
+
+
+async def test_a_settlement_cannot_rename_the_job(store: Store) -> None:
+    """A decision that returns another job's row is refused; nothing is written."""
+    job_id = await _active_job(store, 1)
+
+    def other_job(job: Job, held: Sequence[HeldDay]) -> Settlement:
+        return Settlement(job=dataclasses.replace(job, id=job.id + 1), at=NOW)
+
+    with pytest.raises(StoreError, match="names another job"):
+        await store.settle_job(job_id, other_job)
 
 
 async def test_jobs_ready_for_deletion_wait_for_archives_when_asked(store: Store) -> None:
@@ -536,10 +632,10 @@ async def test_requested_days_since_ignores_creates_twilio_never_took(store: Sto
     """A job lost before it had a SID charged no quota; a submitting one may have, and counts."""
     await store.upsert_wanted_days(_keys(10), NOW)
     refused = await store.claim_days(_request(D1, 3), NOW)
-    await store.mark_job_lost(refused.id, NOW, reason="create refused: HTTP 400")
+    await _end(store, refused.id, JobState.LOST, reason="create refused: HTTP 400")
     await store.claim_days(_request(D1 + dt.timedelta(days=5), 2), NOW)  # still submitting
     lost_later = await _active_job(store, 1, D1 + dt.timedelta(days=8), sid="JS" + "e" * 32)
-    await store.mark_job_lost(lost_later, NOW, reason="Twilio answered 404")
+    await _end(store, lost_later, JobState.LOST, reason="Twilio answered 404")
     assert await store.requested_days_since(NOW) == 2 + 1
 
 

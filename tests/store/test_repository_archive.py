@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import pytest
 
@@ -15,6 +16,8 @@ from orchestrator.domain.model import (
     ResourceType,
     friendly_name,
 )
+from orchestrator.domain.policies import ResubmitPolicy
+from orchestrator.domain.settlement import settle_report
 from orchestrator.errors import StoreError
 from orchestrator.store import Store
 
@@ -29,13 +32,15 @@ async def _succeeded(store: Store) -> int:
     name = friendly_name("t", KEY.resource_type, KEY.day, KEY.day, 1)
     job = await store.claim_days(JobRequest(KEY.resource_type, KEY.day, KEY.day, 1, name), NOW)
     await store.record_job_sid(job.id, SID, NOW, NOW)
-    await store.apply_day_statuses(
+    await store.settle_job(
         job.id,
-        {KEY.day: DayStatus.COMPLETED},
-        NOW,
-        ObservedBy.POLL,
-        max_resubmits=1,
-        resubmit_delay=dt.timedelta(minutes=1),
+        functools.partial(
+            settle_report,
+            reported={KEY.day: DayStatus.COMPLETED},
+            resubmit=ResubmitPolicy(1, dt.timedelta(minutes=1)),
+            now=NOW,
+            observed_by=ObservedBy.POLL,
+        ),
     )
     return job.id
 

@@ -133,7 +133,8 @@ def test_shorter_prefix_does_not_own_a_longer_ones_jobs() -> None:
     assert not owns_name(name(), "")
 
 
-Expected = list[tuple[CleanupReason, tuple[dt.date, ...]]]
+# What the job's days become once deleted is settlement.end_job's (tests/unit/test_settlement.py).
+Expected = list[CleanupReason]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ Expected = list[tuple[CleanupReason, tuple[dt.date, ...]]]
             [job()],
             rows(S.COMPLETED, S.COMPLETED, S.COMPLETED_EMPTY_RECORDS),
             ARCHIVE_OFF,
-            [(CleanupReason.FINISHED, ())],
+            [CleanupReason.FINISHED],
         ),
         # archiving on: a completed day not yet archived keeps the job
         ([job()], rows(S.COMPLETED, S.COMPLETED, S.COMPLETED), ARCHIVE_ON, []),
@@ -153,7 +154,7 @@ Expected = list[tuple[CleanupReason, tuple[dt.date, ...]]]
             [job(JobState.FINISHED)],
             rows(S.COMPLETED, S.COMPLETED, S.COMPLETED, archived=True),
             ARCHIVE_ON,
-            [(CleanupReason.FINISHED, ())],
+            [CleanupReason.FINISHED],
         ),
         # an empty-records day is archived too: the job waits for its (empty) file
         (
@@ -174,21 +175,21 @@ Expected = list[tuple[CleanupReason, tuple[dt.date, ...]]]
                 row(D3, S.GAVE_UP),
             ],
             ARCHIVE_ON,
-            [(CleanupReason.FINISHED, ())],
+            [CleanupReason.FINISHED],
         ),
         # days the job lost count as done for it (the resubmit logic owns them)
         (
             [job()],
             rows(S.FAILED, S.DELETED_BY_USER_REQUEST, S.COMPLETED),
             ARCHIVE_OFF,
-            [(CleanupReason.FINISHED, ())],
+            [CleanupReason.FINISHED],
         ),
         # a day now held by another job does not keep this one
         (
             [job()],
             [row(D1, S.RUNNING, job_id=2), row(D2, S.COMPLETED), row(D3, S.PENDING, job_id=None)],
             ARCHIVE_OFF,
-            [(CleanupReason.FINISHED, ())],
+            [CleanupReason.FINISHED],
         ),
         # finished jobs kept when the policy says so
         (
@@ -211,20 +212,20 @@ Expected = list[tuple[CleanupReason, tuple[dt.date, ...]]]
             [job(last_change=dt.timedelta(hours=24))],
             rows(S.RUNNING, S.FAILED, S.ERROR_DURING_RUN),
             ARCHIVE_OFF,
-            [(CleanupReason.STALE, (D1, D3))],
+            [CleanupReason.STALE],
         ),
         (
             [job(last_change=dt.timedelta(days=3))],
             rows(S.UNKNOWN, S.COMPLETED, S.SUBMITTED),
             ARCHIVE_OFF,
-            [(CleanupReason.STALE, (D1, D3))],
+            [CleanupReason.STALE],
         ),
         # never changed: staleness counts from submission
         (
             [job(last_change=None)],
             rows(S.SUBMITTED, S.SUBMITTED, S.SUBMITTED),
             ARCHIVE_OFF,
-            [(CleanupReason.STALE, (D1, D2, D3))],
+            [CleanupReason.STALE],
         ),
         # stale, but a completed day is not archived yet: wait for the archive
         (
@@ -245,7 +246,7 @@ Expected = list[tuple[CleanupReason, tuple[dt.date, ...]]]
             [job(JobState.DELETING)],
             rows(S.RUNNING, S.RUNNING, S.RUNNING),
             ARCHIVE_ON,
-            [(CleanupReason.RESUME, ())],
+            [CleanupReason.RESUME],
         ),
         # no SID yet, or already gone: nothing to delete
         (
@@ -291,7 +292,7 @@ def test_decide_cleanup_our_jobs(
         prefix=PREFIX,
         now=NOW,
     )
-    assert [(a.reason, a.release_days) for a in actions] == expected
+    assert [a.reason for a in actions] == expected
     assert all(a.job_id == 1 and a.job_sid == sid(1) for a in actions)
 
 
