@@ -32,10 +32,11 @@ from orchestrator.archive.writer import Opener, open_exclusive
 from orchestrator.config import ArchiveSettings
 from orchestrator.domain.archiving import (
     DEFAULT_RETRY_POLICY,
+    ArchiveAttempts,
     FailureKind,
     Next,
     RetryPolicy,
-    backoff,
+    after_failure,
     decide_failure,
     order_by_deadline,
 )
@@ -64,6 +65,8 @@ log = get_logger(__name__)
 
 # Days taken per pass at most; the rest are due on the next pass.
 MAX_ARCHIVES_PER_PASS = 64
+# Reads of a day's failure count before giving up when other writers keep changing it.
+COUNT_TRIES = 3
 
 
 class Outcome(enum.StrEnum):
@@ -270,11 +273,8 @@ async def _failed(
 ) -> Outcome:
     jitter = ctx.random()
     try:
-        state = await ctx.store.record_archive_failure(
-            day.key,
-            ctx.now(),
-            error=f"{kind.value}: {message}",
-            backoff=lambda failures: backoff(failures, policy, jitter),
+        state = await _count_failure(
+            ctx, day.key, ctx.now(), f"{kind.value}: {message}", policy, jitter
         )
     except StoreError as error:
         log.error("archive.record_failed", error=str(error), **fields)
@@ -298,6 +298,33 @@ async def _failed(
     else:
         log.warning("archive.failed", **details)
     return Outcome.FAILED
+
+
+async def _count_failure(
+    ctx: WorkflowContext,
+    key: DayKey,
+    now: dt.datetime,
+    error: str,
+    policy: RetryPolicy,
+    rand: float,
+) -> ArchiveAttempts:
+    """Count one failed pass from the day's stored attempts and write the result.
+
+    The store writes only if the count is still the one read; when another writer (a second
+    daemon, an overlapping pass) counted first, read again and count from there, so both
+    failures stay counted. StoreError when the day is no longer waiting for its archive.
+    """
+    for _ in range(COUNT_TRIES):
+        previous = await ctx.store.archive_attempts(key)
+        if previous is None:
+            raise StoreError(f"cannot count an archive failure of {key.resource_type} {key.day}")
+        state = after_failure(previous, now, policy, rand, error)
+        if await ctx.store.record_archive_failure(key, previous, state):
+            return state
+    raise StoreError(
+        f"archive failure of {key.resource_type} {key.day} not counted: "
+        f"other writers changed its count {COUNT_TRIES} times"
+    )
 
 
 async def _gone(ctx: WorkflowContext, day: Day, message: str, fields: dict[str, object]) -> Outcome:

@@ -13,9 +13,11 @@ import pytest
 from orchestrator.archive.layout import archive_path, check_template, relative_path
 from orchestrator.archive.verify import MAX_LINE_BYTES, StreamVerifier
 from orchestrator.domain.archiving import (
+    ArchiveAttempts,
     FailureKind,
     Next,
     RetryPolicy,
+    after_failure,
     backoff,
     decide_failure,
     order_by_deadline,
@@ -142,6 +144,28 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert backoff(1, policy, 0.5) == dt.timedelta(minutes=1.05)
     with pytest.raises(ValueError):
         RetryPolicy(attempts_per_pass=0)
+
+
+MINUTE = dt.timedelta(minutes=1)
+TEN = RetryPolicy(first_delay=MINUTE, max_delay=10 * MINUTE, jitter=0.1)
+
+
+@pytest.mark.parametrize(
+    ("previous", "rand", "expected"),
+    [
+        (ArchiveAttempts(0, None, None), 0.0, ArchiveAttempts(1, NOW + MINUTE, "e")),
+        (ArchiveAttempts(0, None, None), 0.5, ArchiveAttempts(1, NOW + 1.05 * MINUTE, "e")),
+        (ArchiveAttempts(1, NOW, "old"), 0.0, ArchiveAttempts(2, NOW + 2 * MINUTE, "e")),
+        (ArchiveAttempts(3, None, "old"), 0.0, ArchiveAttempts(4, NOW + 8 * MINUTE, "e")),
+        (ArchiveAttempts(4, NOW, "old"), 0.0, ArchiveAttempts(5, NOW + 10 * MINUTE, "e")),
+        (ArchiveAttempts(40, NOW, "old"), 0.99, ArchiveAttempts(41, NOW + 10.99 * MINUTE, "e")),
+    ],
+)
+def test_a_failed_pass_counts_one_more_and_backs_off_from_now(
+    previous: ArchiveAttempts, rand: float, expected: ArchiveAttempts
+) -> None:
+    """One more failure; the next attempt waits backoff(failures) after now; the error is new."""
+    assert after_failure(previous, NOW, TEN, rand, "e") == expected
 
 
 def _lines(n: int) -> bytes:
