@@ -1,4 +1,5 @@
-"""Pure parts of archiving: the layout, the removal order, the retry decisions, the verifier."""
+"""Pure parts of archiving: the layout, the removal order, the retry decisions, the verifier,
+the verify-archive report."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from orchestrator.domain.archiving import (
 )
 from orchestrator.domain.model import Day, DayKey, DayStatus, ResourceType
 from orchestrator.errors import DownloadCorrupt, InvalidInput
+from orchestrator.report import render_verify_report
+from orchestrator.workflows.verify_archive import FileProblem, Problem, VerifyReport
 
 T = "{resource_type}/{yyyy}/{mm}/{day}.json.gz"
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -222,3 +225,19 @@ def test_due_order_helper_keys_are_day_keys() -> None:
     """The created-on map is keyed by DayKey (resource type, day)."""
     a = _day(ResourceType.CALLS, 1, NOW)
     assert order_by_deadline([a], {DayKey(ResourceType.CALLS, a.day): a.day}) == [a]
+
+
+def test_the_verify_report_names_each_problem_then_sums_up() -> None:
+    """One line per problem (kind, day, path, detail), then the counts; a clean run is one line."""
+    gone = FileProblem(ResourceType.CALLS, dt.date(2024, 5, 1), "/a/c.gz", Problem.MISSING, "gone")
+    odd = FileProblem(
+        ResourceType.MESSAGES, dt.date(2024, 5, 2), "/a/s.gz", Problem.UNREADABLE, "EIO"
+    )
+    report = VerifyReport(checked=3, ok=1, problems=(gone, odd))
+    assert render_verify_report(report).splitlines() == [
+        "missing: Calls 2024-05-01 /a/c.gz (gone)",
+        "unreadable: Messages 2024-05-02 /a/s.gz (EIO)",
+        "checked 3 archived files: 1 ok, 1 missing, 1 changed or unreadable",
+    ]
+    clean = render_verify_report(VerifyReport(checked=0, ok=0, problems=()))
+    assert clean == "checked 0 archived files: 0 ok, 0 missing, 0 changed or unreadable"
