@@ -250,7 +250,8 @@ async def _retry(args: argparse.Namespace) -> int:
 
 
 async def _verify_archive(args: argparse.Namespace) -> int:
-    from orchestrator.workflows.archive import render_verify_report, verify_archive
+    from orchestrator.report import render_verify_report
+    from orchestrator.workflows.verify_archive import verify_archive
 
     config = load_config_file(args.config)
     async with _open_store(config) as store:

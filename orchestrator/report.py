@@ -1,15 +1,19 @@
-"""The status table, shared by ``orchestrator status`` and ``orchestrator demo``."""
+"""What operator commands print: the status table (``orchestrator status`` and ``orchestrator
+demo``) and the verify-archive report."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from orchestrator.config import ConfigFile
 from orchestrator.domain.model import Day, DayStatus, Job
 from orchestrator.domain.wanted import spec_days
+
+if TYPE_CHECKING:  # only for annotations: the status command never loads the audit
+    from orchestrator.workflows.verify_archive import VerifyReport
 
 
 def print_status_table(
@@ -40,3 +44,16 @@ def print_status_table(
     print(f"jobs: {summary}", file=out)
     archived = sum(1 for d in days if d.archive is not None)
     print(f"archived days: {archived}", file=out)
+
+
+def render_verify_report(report: VerifyReport) -> str:
+    """Human-readable lines: one per problem, then a summary line."""
+    lines = [
+        f"{p.problem.value}: {p.resource_type.value} {p.day.isoformat()} {p.path} ({p.detail})"
+        for p in report.problems
+    ]
+    lines.append(
+        f"checked {report.checked} archived files: {report.ok} ok, "
+        f"{report.missing} missing, {report.changed} changed or unreadable"
+    )
+    return "\n".join(lines)

@@ -6,5 +6,6 @@
 - ``download``: one day, end to end, through the Bulk Exports client.
 
 Which day first and what a failed attempt means are pure decisions in ``domain/archiving.py``.
-The workflow that drives them (store, logs, concurrency) is ``workflows/archive.py``.
+The workflow that drives them (store, logs, concurrency) is ``workflows/archive.py``; the
+operator's audit of the archive is ``workflows/verify_archive.py``.
 """

@@ -8,6 +8,9 @@
   times (a new pre-signed URL for an expired one, a new download for a broken one), then the
   day waits ``backoff(attempts)`` and is tried again on a later pass, for as long as Twilio
   keeps the file. A full or unwritable disk is not retried within the pass.
+- ``after_failure``: a pass that gave up on a day counts one more failure in its
+  ``ArchiveAttempts`` and says when the next pass may try it; the store writes that value only
+  if the day's count is still the one it was computed from.
 """
 
 from __future__ import annotations
@@ -71,6 +74,34 @@ def backoff(failures: int, policy: RetryPolicy, rand: float = 0.0) -> dt.timedel
     exponent = min(max(failures, 1) - 1, 30)
     delay = min(policy.first_delay * (1 << exponent), policy.max_delay)
     return delay * (1.0 + policy.jitter * rand)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveAttempts:
+    """A day's failed passes at archiving its current file, as the store keeps them."""
+
+    attempts: int
+    # When the next attempt is due; None = as soon as the day is due for archiving.
+    next_attempt_at: dt.datetime | None
+    # The last failure, for operators.
+    error: str | None
+
+
+def after_failure(
+    previous: ArchiveAttempts,
+    now: dt.datetime,
+    policy: RetryPolicy,
+    rand: float,
+    error: str,
+) -> ArchiveAttempts:
+    """The day's attempts once a pass failed it at ``now`` with ``error`` (``rand`` in [0, 1)).
+
+    One more failure counted; the next attempt is due ``backoff(failures)`` after ``now``.
+    """
+    failures = previous.attempts + 1
+    return ArchiveAttempts(
+        attempts=failures, next_attempt_at=now + backoff(failures, policy, rand), error=error
+    )
 
 
 def decide_failure(kind: FailureKind, attempt: int, policy: RetryPolicy) -> Next:

@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orchestrator.domain.archiving import ArchiveAttempts
 from orchestrator.domain.model import (
     ArchiveFacts,
     Day,
@@ -572,51 +573,45 @@ class Store:
             return day
 
     async def record_archive_failure(
-        self,
-        key: DayKey,
-        now: dt.datetime,
-        *,
-        error: str,
-        backoff: Callable[[int], dt.timedelta],
-    ) -> ArchiveAttempts:
-        """Count a failed archive attempt of a successful, unarchived day; schedule the next.
+        self, key: DayKey, previous: ArchiveAttempts, new: ArchiveAttempts
+    ) -> bool:
+        """Write a successful, unarchived day's archive attempts after a failed pass.
 
-        One transaction: the day's ``archive_attempts`` goes up by one and the next attempt is
-        due at ``now + backoff(attempts)`` (``attempts`` counts this failure). ``error`` is kept
-        for operators. Raises StoreError when the day is unknown, not a success or already
-        archived (nothing is written then).
+        ``new`` is what ``domain.archiving.after_failure`` computed from ``previous`` (as read by
+        ``archive_attempts``). One conditional UPDATE: it applies only while the day is a success
+        without an archived file and its ``archive_attempts`` is still ``previous.attempts``, so
+        two writers cannot both count from the same number and lose a failure (the WHERE is
+        evaluated against the latest committed row: PostgreSQL re-checks it after waiting for a
+        concurrent writer's row lock, SQLite serializes writers). Returns False, writing nothing,
+        when another writer counted first: compute again from the fresh count. Raises StoreError
+        when the day is unknown, not a success or already archived (nothing is written then).
         """
+        waiting = (
+            self._day_key(key),
+            days.c.completed_at.is_not(None),
+            days.c.archived_at.is_(None),
+        )
         async with self._write("record archive failure") as conn:
-            row = (
-                await conn.execute(
-                    sa.select(days.c.archive_attempts)
-                    .where(
-                        self._day_key(key),
-                        days.c.completed_at.is_not(None),
-                        days.c.archived_at.is_(None),
-                    )
-                    .with_for_update()
+            result = await conn.execute(
+                sa.update(days)
+                .where(*waiting, days.c.archive_attempts == previous.attempts)
+                .values(
+                    archive_attempts=new.attempts,
+                    archive_next_attempt_at=new.next_attempt_at,
+                    archive_error=new.error,
                 )
+            )
+            if result.rowcount == 1:
+                return True
+            found = (
+                await conn.execute(sa.select(days.c.archive_attempts).where(*waiting))
             ).one_or_none()
-            if row is None:
+            if found is None:
                 raise StoreError(
                     f"cannot count an archive failure of {key.resource_type} {key.day}: "
                     "unknown, not a success, or already archived"
                 )
-            attempts = row.archive_attempts + 1
-            state = ArchiveAttempts(
-                attempts=attempts, next_attempt_at=now + backoff(attempts), error=error
-            )
-            await conn.execute(
-                sa.update(days)
-                .where(self._day_key(key))
-                .values(
-                    archive_attempts=state.attempts,
-                    archive_next_attempt_at=state.next_attempt_at,
-                    archive_error=state.error,
-                )
-            )
-            return state
+            return False
 
     async def archive_attempts(self, key: DayKey) -> ArchiveAttempts | None:
         """The day's failed archive attempts so far (None for an unknown day)."""
@@ -1134,17 +1129,6 @@ def _statements(sqlite: bool) -> _Statements:
             rows,
         ),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveAttempts:
-    """A day's failed attempts to archive its current file (``record_archive_failure``)."""
-
-    attempts: int
-    # When the next attempt is due; None = as soon as the day is due for archiving.
-    next_attempt_at: dt.datetime | None
-    # The last failure, for operators.
-    error: str | None
 
 
 _K = TypeVar("_K")

@@ -1,4 +1,4 @@
-"""Archive every successful day's file before Twilio removes it; check the archive later.
+"""Archive every successful day's file before Twilio removes it.
 
 ``archive_due_days`` (a daemon pass): load the days due (successes without a file, not waiting
 for a retry), learn each file's size and creation date from the Days list, order them by
@@ -13,8 +13,8 @@ Each day ends in exactly one of:
 - ``archive.file_gone`` (error): Twilio no longer has the file: the day goes back to Pending
   for one new job.
 
-``verify_archive`` (``orchestrator verify-archive``): re-hash every archived file against the
-store; ``render_verify_report`` prints the result.
+The operator's audit of what was archived (``orchestrator verify-archive``) is
+``orchestrator.workflows.verify_archive``.
 """
 
 from __future__ import annotations
@@ -25,19 +25,18 @@ import enum
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from orchestrator.archive.download import FileGone, download_day
 from orchestrator.archive.layout import archive_path
-from orchestrator.archive.verify import sha256_file, verify_file
-from orchestrator.archive.writer import Opener, describe_os_error, open_exclusive
+from orchestrator.archive.writer import Opener, open_exclusive
 from orchestrator.config import ArchiveSettings
 from orchestrator.domain.archiving import (
     DEFAULT_RETRY_POLICY,
+    ArchiveAttempts,
     FailureKind,
     Next,
     RetryPolicy,
-    backoff,
+    after_failure,
     decide_failure,
     order_by_deadline,
 )
@@ -60,13 +59,14 @@ from orchestrator.errors import (
     TwilioError,
 )
 from orchestrator.logs import get_logger
-from orchestrator.store.repository import Store
 from orchestrator.workflows.context import WorkflowContext, log_changes
 
 log = get_logger(__name__)
 
 # Days taken per pass at most; the rest are due on the next pass.
 MAX_ARCHIVES_PER_PASS = 64
+# Reads of a day's failure count before giving up when other writers keep changing it.
+COUNT_TRIES = 3
 
 
 class Outcome(enum.StrEnum):
@@ -273,11 +273,8 @@ async def _failed(
 ) -> Outcome:
     jitter = ctx.random()
     try:
-        state = await ctx.store.record_archive_failure(
-            day.key,
-            ctx.now(),
-            error=f"{kind.value}: {message}",
-            backoff=lambda failures: backoff(failures, policy, jitter),
+        state = await _count_failure(
+            ctx, day.key, ctx.now(), f"{kind.value}: {message}", policy, jitter
         )
     except StoreError as error:
         log.error("archive.record_failed", error=str(error), **fields)
@@ -303,6 +300,33 @@ async def _failed(
     return Outcome.FAILED
 
 
+async def _count_failure(
+    ctx: WorkflowContext,
+    key: DayKey,
+    now: dt.datetime,
+    error: str,
+    policy: RetryPolicy,
+    rand: float,
+) -> ArchiveAttempts:
+    """Count one failed pass from the day's stored attempts and write the result.
+
+    The store writes only if the count is still the one read; when another writer (a second
+    daemon, an overlapping pass) counted first, read again and count from there, so both
+    failures stay counted. StoreError when the day is no longer waiting for its archive.
+    """
+    for _ in range(COUNT_TRIES):
+        previous = await ctx.store.archive_attempts(key)
+        if previous is None:
+            raise StoreError(f"cannot count an archive failure of {key.resource_type} {key.day}")
+        state = after_failure(previous, now, policy, rand, error)
+        if await ctx.store.record_archive_failure(key, previous, state):
+            return state
+    raise StoreError(
+        f"archive failure of {key.resource_type} {key.day} not counted: "
+        f"other writers changed its count {COUNT_TRIES} times"
+    )
+
+
 async def _gone(ctx: WorkflowContext, day: Day, message: str, fields: dict[str, object]) -> Outcome:
     changes = await ctx.store.return_day_for_rearchive(
         day.key, ctx.now(), reason="archive: Twilio no longer has the file"
@@ -315,107 +339,3 @@ async def _gone(ctx: WorkflowContext, day: Day, message: str, fields: dict[str, 
     )
     log_changes(changes)
     return Outcome.GONE
-
-
-# ---------------------------------------------------------------------- verify-archive
-
-
-class Problem(enum.StrEnum):
-    MISSING = "missing"
-    CHANGED = "changed"
-    UNREADABLE = "unreadable"
-
-
-@dataclass(frozen=True, slots=True)
-class FileProblem:
-    resource_type: ResourceType
-    day: dt.date
-    path: str
-    problem: Problem
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """What ``verify_archive`` found; ``exit_code`` is 0 only when every file is as recorded."""
-
-    checked: int
-    ok: int
-    problems: tuple[FileProblem, ...]
-
-    @property
-    def missing(self) -> int:
-        return sum(1 for p in self.problems if p.problem is Problem.MISSING)
-
-    @property
-    def changed(self) -> int:
-        return sum(1 for p in self.problems if p.problem is not Problem.MISSING)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.problems else 0
-
-
-async def verify_archive(store: Store, *, deep: bool = False) -> VerifyReport:
-    """Re-hash every archived file and compare it with what the store recorded.
-
-    A file absent is ``missing``; one whose size or sha256 differs is ``changed`` (with
-    ``deep``, also a file that is no longer whole gzip JSON lines or whose record count differs);
-    one that cannot be read is ``unreadable``. Paths are the absolute ones recorded at archive
-    time, so a moved archive shows as missing. Needs no Twilio credentials.
-    """
-    archived = [day for day in await store.list_days() if day.archive is not None]
-    problems: list[FileProblem] = []
-    for day in archived:
-        problem = await asyncio.to_thread(_check_file, day, deep)
-        if problem is not None:
-            problems.append(problem)
-    return VerifyReport(
-        checked=len(archived), ok=len(archived) - len(problems), problems=tuple(problems)
-    )
-
-
-def _check_file(day: Day, deep: bool) -> FileProblem | None:
-    facts = day.archive
-    assert facts is not None
-
-    def problem(kind: Problem, detail: str) -> FileProblem:
-        return FileProblem(day.resource_type, day.day, facts.path, kind, detail)
-
-    path = Path(facts.path)
-    try:
-        if not path.is_file():
-            return problem(Problem.MISSING, "no such file")
-        if deep:
-            try:
-                found = verify_file(
-                    path, allow_empty=day.status is DayStatus.COMPLETED_EMPTY_RECORDS
-                )
-            except DownloadCorrupt as error:
-                return problem(Problem.CHANGED, f"not a valid day file any more: {error}")
-            size, sha256, records = found.size, found.sha256, found.record_count
-        else:
-            size, sha256 = sha256_file(path)
-            records = facts.record_count
-    except OSError as error:
-        return problem(Problem.UNREADABLE, describe_os_error(error))
-    if size != facts.size:
-        return problem(Problem.CHANGED, f"{size} bytes, recorded {facts.size}")
-    if sha256 != facts.sha256:
-        return problem(Problem.CHANGED, f"sha256 {sha256}, recorded {facts.sha256}")
-    if records != facts.record_count:
-        return problem(Problem.CHANGED, f"{records} records, recorded {facts.record_count}")
-    return None
-
-
-def render_verify_report(report: VerifyReport) -> str:
-    """Human-readable lines: one per problem, then a summary line."""
-    lines = [
-        f"{p.problem.value}: {p.resource_type.value} {p.day.isoformat()} {p.path} ({p.detail})"
-        for p in report.problems
-    ]
-    lines.append(
-        f"checked {report.checked} archived files: {report.ok} ok, "
-        f"{report.missing} missing, {report.changed} changed or unreadable"
-    )
-    return "\n".join(lines)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from orchestrator.archive.writer import PartFile
 from orchestrator.clock import ManualClock
-from orchestrator.domain.archiving import RetryPolicy
+from orchestrator.domain.archiving import ArchiveAttempts, RetryPolicy, after_failure
 from orchestrator.domain.model import DayKey, DayStatus, ObservedBy, ResourceType
+from orchestrator.store.repository import Store
 from orchestrator.workflows.archive import Outcome, archive_due_days
 from tests.archive.conftest import START, MakeEnv, gzip_lines
 from tests.archive.fake_twilio import FakeTwilio, FileReply, running_fake
@@ -65,6 +68,46 @@ async def test_a_non_json_line_is_retried_then_backed_off_never_recorded(
     assert await env.store.days_due_for_archiving(10, now=START) == []
     later = attempts.next_attempt_at
     assert [d.key for d in await env.store.days_due_for_archiving(10, now=later)] == [KEY]
+
+
+class SecondWriter:
+    """The real store, where another daemon counts a failure of the day right after our read."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def archive_attempts(self, key: DayKey) -> ArchiveAttempts | None:
+        read = await self._store.archive_attempts(key)
+        if read is not None and not self.raced:
+            self.raced = True
+            theirs = after_failure(read, START, RetryPolicy(), 0.0, "transport: other daemon")
+            assert await self._store.record_archive_failure(key, read, theirs)
+        return read
+
+
+async def test_a_failure_counted_meanwhile_by_another_writer_is_not_lost(
+    make_env: MakeEnv,
+) -> None:
+    """Another writer counts between our read and our write: we count again from its number."""
+    async with running_fake() as fake:
+        fake.add_file("Messages", DAY, FileReply(body=gzip_lines({"a": 1}, raw=b"oops\n")))
+        env = await make_env(fake.base_url, ManualClock(START))
+        await env.succeed(M, [DAY])
+        racing = SecondWriter(env.store)
+        ctx = dataclasses.replace(env.ctx, store=racing)
+        with structlog.testing.capture_logs() as logs:
+            report = await archive_due_days(ctx, policy=RetryPolicy(attempts_per_pass=1))
+    assert racing.raced
+    assert report.outcomes == {KEY: Outcome.FAILED}
+    (failed,) = [e for e in logs if e["event"] == "archive.failed"]
+    assert failed["failures"] == 2
+    attempts = await env.store.archive_attempts(KEY)
+    assert attempts is not None and attempts.attempts == 2
+    assert attempts.error is not None and attempts.error.startswith("corrupt:")
 
 
 async def test_size_mismatch_with_the_days_list_is_corrupt(make_env: MakeEnv) -> None:

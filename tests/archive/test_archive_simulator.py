@@ -12,7 +12,8 @@ from orchestrator.daemon import run_cycle
 from orchestrator.domain.model import DayKey, DayStatus, JobState, ObservedBy, ResourceType
 from orchestrator.simulator import FaultKind, FaultSettings, SimulatorSettings, running_simulator
 from orchestrator.simulator.files import file_spec, measure
-from orchestrator.workflows.archive import archive_due_days, verify_archive
+from orchestrator.workflows.archive import archive_due_days
+from orchestrator.workflows.verify_archive import verify_archive
 from tests.archive.conftest import ACCOUNT, PREFIX, START, TOKEN, Env, MakeEnv
 
 C = ResourceType.CALLS

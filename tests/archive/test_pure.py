@@ -1,4 +1,5 @@
-"""Pure parts of archiving: the layout, the removal order, the retry decisions, the verifier."""
+"""Pure parts of archiving: the layout, the removal order, the retry decisions, the verifier,
+the verify-archive report."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 from orchestrator.archive.layout import archive_path, check_template, relative_path
 from orchestrator.archive.verify import MAX_LINE_BYTES, StreamVerifier
 from orchestrator.domain.archiving import (
+    ArchiveAttempts,
     FailureKind,
     Next,
     RetryPolicy,
+    after_failure,
     backoff,
     decide_failure,
     order_by_deadline,
@@ -23,6 +26,8 @@ from orchestrator.domain.archiving import (
 )
 from orchestrator.domain.model import Day, DayKey, DayStatus, ResourceType
 from orchestrator.errors import DownloadCorrupt, InvalidInput
+from orchestrator.report import render_verify_report
+from orchestrator.workflows.verify_archive import FileProblem, Problem, VerifyReport
 
 T = "{resource_type}/{yyyy}/{mm}/{day}.json.gz"
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -144,6 +149,28 @@ def test_backoff_doubles_up_to_the_cap() -> None:
         RetryPolicy(attempts_per_pass=0)
 
 
+MINUTE = dt.timedelta(minutes=1)
+TEN = RetryPolicy(first_delay=MINUTE, max_delay=10 * MINUTE, jitter=0.1)
+
+
+@pytest.mark.parametrize(
+    ("previous", "rand", "expected"),
+    [
+        (ArchiveAttempts(0, None, None), 0.0, ArchiveAttempts(1, NOW + MINUTE, "e")),
+        (ArchiveAttempts(0, None, None), 0.5, ArchiveAttempts(1, NOW + 1.05 * MINUTE, "e")),
+        (ArchiveAttempts(1, NOW, "old"), 0.0, ArchiveAttempts(2, NOW + 2 * MINUTE, "e")),
+        (ArchiveAttempts(3, None, "old"), 0.0, ArchiveAttempts(4, NOW + 8 * MINUTE, "e")),
+        (ArchiveAttempts(4, NOW, "old"), 0.0, ArchiveAttempts(5, NOW + 10 * MINUTE, "e")),
+        (ArchiveAttempts(40, NOW, "old"), 0.99, ArchiveAttempts(41, NOW + 10.99 * MINUTE, "e")),
+    ],
+)
+def test_a_failed_pass_counts_one_more_and_backs_off_from_now(
+    previous: ArchiveAttempts, rand: float, expected: ArchiveAttempts
+) -> None:
+    """One more failure; the next attempt waits backoff(failures) after now; the error is new."""
+    assert after_failure(previous, NOW, TEN, rand, "e") == expected
+
+
 def _lines(n: int) -> bytes:
     return b"".join(json.dumps({"i": i, "pad": "x" * 50}).encode() + b"\n" for i in range(n))
 
@@ -198,3 +225,19 @@ def test_due_order_helper_keys_are_day_keys() -> None:
     """The created-on map is keyed by DayKey (resource type, day)."""
     a = _day(ResourceType.CALLS, 1, NOW)
     assert order_by_deadline([a], {DayKey(ResourceType.CALLS, a.day): a.day}) == [a]
+
+
+def test_the_verify_report_names_each_problem_then_sums_up() -> None:
+    """One line per problem (kind, day, path, detail), then the counts; a clean run is one line."""
+    gone = FileProblem(ResourceType.CALLS, dt.date(2024, 5, 1), "/a/c.gz", Problem.MISSING, "gone")
+    odd = FileProblem(
+        ResourceType.MESSAGES, dt.date(2024, 5, 2), "/a/s.gz", Problem.UNREADABLE, "EIO"
+    )
+    report = VerifyReport(checked=3, ok=1, problems=(gone, odd))
+    assert render_verify_report(report).splitlines() == [
+        "missing: Calls 2024-05-01 /a/c.gz (gone)",
+        "unreadable: Messages 2024-05-02 /a/s.gz (EIO)",
+        "checked 3 archived files: 1 ok, 1 missing, 1 changed or unreadable",
+    ]
+    clean = render_verify_report(VerifyReport(checked=0, ok=0, problems=()))
+    assert clean == "checked 0 archived files: 0 ok, 0 missing, 0 changed or unreadable"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 
 import pytest
 
+from orchestrator.domain.archiving import ArchiveAttempts, RetryPolicy, after_failure
 from orchestrator.domain.model import (
     ArchiveFacts,
     DayKey,
@@ -49,11 +51,24 @@ def _minutes(n: int) -> dt.timedelta:
     return dt.timedelta(minutes=n)
 
 
+# 1, 2, 4 ... minutes after each failed pass, no jitter.
+POLICY = RetryPolicy(first_delay=_minutes(1), max_delay=_minutes(60), jitter=0.0)
+
+
+async def _fail(store: Store, error: str) -> ArchiveAttempts:
+    """What the archive workflow does after a failed pass: count from the stored attempts."""
+    previous = await store.archive_attempts(KEY)
+    assert previous is not None
+    state = after_failure(previous, NOW, POLICY, 0.0, error)
+    assert await store.record_archive_failure(KEY, previous, state)
+    return state
+
+
 async def test_archive_failures_count_and_hold_the_day_back(store: Store) -> None:
     """Each failure counts; the day is not due before its next attempt time."""
     await _succeeded(store)
-    first = await store.record_archive_failure(KEY, NOW, error="corrupt: x", backoff=_minutes)
-    second = await store.record_archive_failure(KEY, NOW, error="corrupt: y", backoff=_minutes)
+    first = await _fail(store, "corrupt: x")
+    second = await _fail(store, "corrupt: y")
     assert (first.attempts, second.attempts) == (1, 2)
     assert second.next_attempt_at == NOW + _minutes(2)
     assert await store.archive_attempts(KEY) == second
@@ -66,20 +81,20 @@ async def test_archive_failures_count_and_hold_the_day_back(store: Store) -> Non
 async def test_recording_the_archive_clears_the_pending_retry(store: Store) -> None:
     """Once archived, no retry is pending; the failures stay counted."""
     await _succeeded(store)
-    await store.record_archive_failure(KEY, NOW, error="write: ENOSPC", backoff=_minutes)
+    await _fail(store, "write: ENOSPC")
     facts = ArchiveFacts(path="/a/f.gz", size=3, sha256="0" * 64, record_count=1, archived_at=NOW)
     await store.record_archive(KEY, facts)
     state = await store.archive_attempts(KEY)
     assert state is not None
     assert (state.attempts, state.next_attempt_at, state.error) == (1, None, None)
     with pytest.raises(StoreError):
-        await store.record_archive_failure(KEY, NOW, error="late", backoff=_minutes)
+        await _fail(store, "late")
 
 
 async def test_a_gone_file_sends_the_day_back_to_pending_once(store: Store) -> None:
     """Success without archive -> Pending, out of its job, one transition by archive."""
     job_id = await _succeeded(store)
-    await store.record_archive_failure(KEY, NOW, error="transport", backoff=_minutes)
+    await _fail(store, "transport")
     later = NOW + dt.timedelta(days=8)
     changes = await store.return_day_for_rearchive(KEY, later, reason="gone")
     assert [(c.from_status, c.to_status, c.observed_by, c.job_sid) for c in changes] == [
@@ -107,3 +122,46 @@ async def test_an_archived_day_is_never_sent_back(store: Store) -> None:
     assert await store.return_day_for_rearchive(KEY, NOW, reason="gone") == []
     day = await store.get_day(KEY)
     assert day is not None and day.status is DayStatus.COMPLETED and day.archive == facts
+
+
+async def test_a_failure_counted_from_a_stale_count_is_not_written(store: Store) -> None:
+    """Two writers read the same count: the second write is refused and nothing is lost."""
+    await _succeeded(store)
+    previous = await store.archive_attempts(KEY)
+    assert previous is not None
+    mine = after_failure(previous, NOW, POLICY, 0.0, "transport: mine")
+    theirs = after_failure(previous, NOW, POLICY, 0.0, "corrupt: theirs")
+    assert await store.record_archive_failure(KEY, previous, theirs)
+    assert not await store.record_archive_failure(KEY, previous, mine)
+    assert await store.archive_attempts(KEY) == theirs
+    again = after_failure(theirs, NOW, POLICY, 0.0, "transport: mine")
+    assert await store.record_archive_failure(KEY, theirs, again)
+    state = await store.archive_attempts(KEY)
+    assert state is not None and (state.attempts, state.error) == (2, "transport: mine")
+
+
+async def test_concurrent_counts_from_one_read_have_one_winner(store: Store) -> None:
+    """Many writers counting from the same read at once: exactly one write applies."""
+    await _succeeded(store)
+    previous = await store.archive_attempts(KEY)
+    assert previous is not None
+    states = [after_failure(previous, NOW, POLICY, 0.0, f"transport: {i}") for i in range(6)]
+    written = await asyncio.gather(
+        *(store.record_archive_failure(KEY, previous, state) for state in states)
+    )
+    assert sorted(written) == [False] * 5 + [True]
+    assert await store.archive_attempts(KEY) == states[written.index(True)]
+
+
+async def test_a_failure_of_a_day_not_waiting_for_its_archive_is_refused(store: Store) -> None:
+    """An unknown day, or one that is not a success, cannot count an archive failure."""
+    await store.upsert_wanted_days([KEY], NOW)
+    previous = await store.archive_attempts(KEY)
+    assert previous is not None and previous.attempts == 0
+    state = after_failure(previous, NOW, POLICY, 0.0, "transport")
+    with pytest.raises(StoreError):
+        await store.record_archive_failure(KEY, previous, state)
+    assert await store.archive_attempts(KEY) == previous
+    unknown = DayKey(ResourceType.MESSAGES, KEY.day)
+    with pytest.raises(StoreError):
+        await store.record_archive_failure(unknown, previous, state)
