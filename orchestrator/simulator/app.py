@@ -41,5 +41,6 @@ def build_app(settings: SimulatorSettings) -> web.Application:
     app.add_routes(routes.routes)
     app.add_routes(inspection.routes)
     app.router.add_get(downloads.FILE_ROUTE, downloads.serve_file)
+    app.on_response_prepare.append(middleware.add_request_id)
     app.cleanup_ctx.append(background)
     return app

@@ -78,35 +78,103 @@ def _retry_after(raw: str) -> float | None:
     return None if raw.lower() == "none" else float(raw)
 
 
+# Each fault fraction flag: name, what a hit does. Every one defaults to 0 (off).
+_FAULT_FRACTIONS = (
+    ("failed-day", "share of days that end Failed after their ErrorDuringRun retries"),
+    ("error-during-run", "share of days that pass through ErrorDuringRun once, then complete"),
+    ("stuck-job", "share of jobs that stay Submitted forever (holding no running slot)"),
+    ("rate-limit", "share of API requests answered 429 (code 20429), never processed"),
+    (
+        "server-error",
+        "share of API requests answered 500/503 before processing, a seeded half as proxy HTML",
+    ),
+    ("slow", "share of API answers held back --slow-seconds after the request was processed"),
+    ("drop", "share of API requests whose connection is closed before processing"),
+    (
+        "drop-after",
+        "share of API requests processed (a job may be created), then closed unanswered",
+    ),
+    ("malformed-json", "share of 2xx JSON answers whose body is cut short"),
+    ("truncated-file", "share of day-file downloads served as a truncated gzip"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the simulator's flags to ``parser`` (destinations are prefixed ``simulator_``)."""
+    """Add the simulator's flags to ``parser`` (destinations are prefixed ``simulator_``).
+
+    Every flag has a help text that names its default.
+    """
     serve = parser.add_argument_group("serving")
-    serve.add_argument("--host", dest="simulator_host", default="127.0.0.1")
-    serve.add_argument("--port", dest="simulator_port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--host",
+        dest="simulator_host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address to listen on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--port",
+        dest="simulator_port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="PORT",
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
     serve.add_argument(
         "--speed",
         dest="simulator_speed",
         type=float,
         default=1.0,
-        help="simulated seconds per real second (1 = wall clock)",
+        metavar="FACTOR",
+        help="simulated seconds per real second; 1 is the wall clock (default: %(default)s)",
     )
     serve.add_argument(
         "--clock-start",
         dest="simulator_clock_start",
         type=dt.datetime.fromisoformat,
         default=None,
-        help="simulated time at start (ISO 8601, UTC if naive); share with the daemon's clock",
+        metavar="WHEN",
+        help=(
+            "simulated time at start (ISO 8601, UTC if naive); share it with the daemon's clock "
+            "(default: the current time)"
+        ),
     )
     serve.add_argument(
         "--clock-anchor",
         dest="simulator_clock_anchor",
         type=float,
         default=None,
-        help="time.monotonic() value the scaled clock starts from; share with the daemon",
+        metavar="MONOTONIC",
+        help=(
+            "time.monotonic() value the scaled clock starts from; share it with the daemon "
+            "(default: the moment the simulator starts)"
+        ),
     )
-    serve.add_argument("--seed", dest="simulator_seed", type=int, default=0)
-    serve.add_argument("--account-sid", dest="simulator_account_sid", default=DEFAULT_ACCOUNT_SID)
-    serve.add_argument("--auth-token", dest="simulator_auth_token", default=DEFAULT_AUTH_TOKEN)
+    serve.add_argument(
+        "--seed",
+        dest="simulator_seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "seed of every simulated choice (timings, quirks, faults, file contents); the same "
+            "seed gives the same run (default: %(default)s)"
+        ),
+    )
+    serve.add_argument(
+        "--account-sid",
+        dest="simulator_account_sid",
+        default=DEFAULT_ACCOUNT_SID,
+        metavar="AC...",
+        help="Account SID accepted as the basic-auth user name (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--auth-token",
+        dest="simulator_auth_token",
+        default=DEFAULT_AUTH_TOKEN,
+        metavar="TOKEN",
+        help="Auth Token accepted with --account-sid (default: %(default)s)",
+    )
     serve.add_argument(
         "--api-key",
         dest="simulator_api_keys",
@@ -114,12 +182,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SK...:SECRET",
+        help=(
+            "also accept this API key SID and secret; repeatable (default: none; the built-in "
+            f"key {DEFAULT_API_KEY_SID} / {DEFAULT_API_KEY_SECRET} is always accepted)"
+        ),
     )
 
-    life = parser.add_argument_group("lifecycle")
-    life.add_argument("--max-running-jobs", dest="simulator_max_running_jobs", type=int, default=2)
+    life = parser.add_argument_group("lifecycle (in simulated time)")
     life.add_argument(
-        "--job-base-seconds", dest="simulator_job_base_seconds", type=float, default=30
+        "--max-running-jobs",
+        dest="simulator_max_running_jobs",
+        type=int,
+        default=2,
+        metavar="N",
+        help="jobs that run at once; later ones wait in the queue (default: %(default)s)",
+    )
+    life.add_argument(
+        "--job-base-seconds",
+        dest="simulator_job_base_seconds",
+        type=float,
+        default=30,
+        metavar="SECONDS",
+        help="time a job spends starting before its first day (default: %(default)s)",
     )
     life.add_argument(
         "--day-seconds",
@@ -127,13 +211,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_range,
         default=(5.0, 20.0),
         metavar="LOW,HIGH",
+        help="time each day of a job takes, drawn between LOW and HIGH (default: 5,20)",
     )
-    life.add_argument("--retry-delay-seconds", dest="simulator_retry_delay", type=float, default=60)
-    life.add_argument("--max-day-attempts", dest="simulator_max_day_attempts", type=int, default=3)
-    life.add_argument("--eta-noise", dest="simulator_eta_noise", type=_fraction, default=0.3)
-    life.add_argument("--job-ttl-hours", dest="simulator_job_ttl_hours", type=float, default=7 * 24)
     life.add_argument(
-        "--url-ttl-seconds", dest="simulator_url_ttl_seconds", type=float, default=3600
+        "--retry-delay-seconds",
+        dest="simulator_retry_delay",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="time before a day in ErrorDuringRun is tried again (default: %(default)s)",
+    )
+    life.add_argument(
+        "--max-day-attempts",
+        dest="simulator_max_day_attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="failed attempts after which a day is Failed (default: %(default)s)",
+    )
+    life.add_argument(
+        "--eta-noise",
+        dest="simulator_eta_noise",
+        type=_fraction,
+        default=0.3,
+        metavar="FRACTION",
+        help=(
+            "relative noise on estimated_completion_time; 0 gives exact estimates "
+            "(default: %(default)s)"
+        ),
+    )
+    life.add_argument(
+        "--job-ttl-hours",
+        dest="simulator_job_ttl_hours",
+        type=float,
+        default=7 * 24,
+        metavar="HOURS",
+        help="hours a finished job stays listed before it is gone (default: %(default)s, 7 days)",
+    )
+    life.add_argument(
+        "--url-ttl-seconds",
+        dest="simulator_url_ttl_seconds",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="lifetime of the signed URL a day's 307 answer points to (default: %(default)s)",
     )
 
     files = parser.add_argument_group("day files")
@@ -143,42 +264,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_range,
         default=(5.0, 50.0),
         metavar="LOW,HIGH",
+        help="records in each non-empty day file, drawn between LOW and HIGH (default: 5,50)",
     )
     files.add_argument(
-        "--day-target-bytes", dest="simulator_day_target_bytes", type=int, default=None
+        "--day-target-bytes",
+        dest="simulator_day_target_bytes",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help=(
+            "grow every non-empty day file to about this many gzip bytes, streamed "
+            "(default: off, files hold --records-per-day records)"
+        ),
     )
     files.add_argument(
-        "--empty-day-fraction", dest="simulator_empty_day_fraction", type=_fraction, default=0.1
+        "--empty-day-fraction",
+        dest="simulator_empty_day_fraction",
+        type=_fraction,
+        default=0.1,
+        metavar="FRACTION",
+        help="share of days that complete with no records (default: %(default)s)",
     )
 
-    faults = parser.add_argument_group("faults")
-    for name in (
-        "failed-day",
-        "error-during-run",
-        "stuck-job",
-        "rate-limit",
-        "server-error",
-        "slow",
-        "drop",
-        "drop-after",
-        "malformed-json",
-        "truncated-file",
-    ):
+    faults = parser.add_argument_group("faults (seeded; fractions within [0, 1])")
+    for name, what in _FAULT_FRACTIONS:
         dest = "simulator_" + name.replace("-", "_") + "_fraction"
-        faults.add_argument(f"--{name}-fraction", dest=dest, type=_fraction, default=0.0)
+        faults.add_argument(
+            f"--{name}-fraction",
+            dest=dest,
+            type=_fraction,
+            default=0.0,
+            metavar="FRACTION",
+            help=f"{what} (default: %(default)s)",
+        )
     faults.add_argument(
-        "--stuck-first-jobs", dest="simulator_stuck_first_jobs", type=_non_negative_int, default=0
+        "--stuck-first-jobs",
+        dest="simulator_stuck_first_jobs",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="the first N jobs stay Submitted forever (default: %(default)s)",
     )
     faults.add_argument(
         "--retry-after",
         dest="simulator_retry_after",
         type=_retry_after,
         default=1.0,
-        help="Retry-After seconds on 429s, or 'none' to send no header",
+        metavar="SECONDS",
+        help="Retry-After seconds on 429s, or 'none' to send no header (default: %(default)s)",
     )
-    faults.add_argument("--slow-seconds", dest="simulator_slow_seconds", type=float, default=5.0)
     faults.add_argument(
-        "--daily-day-quota", dest="simulator_daily_day_quota", type=int, default=None
+        "--slow-seconds",
+        dest="simulator_slow_seconds",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="real seconds a slow answer is held back (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--daily-day-quota",
+        dest="simulator_daily_day_quota",
+        type=int,
+        default=None,
+        metavar="DAYS",
+        help=(
+            "days that may be requested per UTC day; a create beyond it answers 400 "
+            "(default: unlimited)"
+        ),
     )
     faults.add_argument(
         "--fail-first-attempt-day",
@@ -187,6 +339,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TYPE:YYYY-MM-DD",
+        help=(
+            "the first job covering this day fails it, a later job completes it; repeatable "
+            "(default: none)"
+        ),
     )
     faults.add_argument(
         "--always-fail-day",
@@ -195,6 +351,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TYPE:YYYY-MM-DD",
+        help="every job covering this day fails it; repeatable (default: none)",
     )
 
 

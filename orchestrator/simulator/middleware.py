@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import uuid
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -19,6 +20,7 @@ from orchestrator.simulator.routes import error_response
 log = get_logger(__name__)
 
 API_PREFIX = "/v1/"
+REQUEST_ID_HEADER = "Twilio-Request-Id"
 INSPECTION_PREFIX = "/_simulator"
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _PROXY_HTML = (
@@ -40,6 +42,22 @@ def _drop(request: web.Request) -> web.Response:
     if request.transport is not None:
         request.transport.close()
     return web.Response(status=499)
+
+
+def new_request_id() -> str:
+    """A Twilio request id: RQ and 32 lower-case hex digits."""
+    return "RQ" + uuid.uuid4().hex
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Give every /v1 answer, errors and injected faults included, a Twilio-Request-Id.
+
+    Runs on ``on_response_prepare``, so it also reaches answers aiohttp builds from raised
+    HTTP exceptions. Day files (the S3 stand-in) and the inspection routes get none, as S3 and
+    a test helper would not send one.
+    """
+    if request.path.startswith(API_PREFIX) and REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = new_request_id()
 
 
 @web.middleware

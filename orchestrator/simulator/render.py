@@ -16,12 +16,28 @@ T = TypeVar("T")
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-def twilio_error(status: int, code: int, message: str) -> dict[str, Any]:
+# What each error code means in one sentence: Twilio's newer error bodies carry it as ``detail``
+# beside ``message``, and the simulator gives every error body the same five keys.
+_DETAILS = {
+    20001: "A parameter is missing or invalid; the message names it.",
+    20003: "Your AccountSid or AuthToken was incorrect.",
+    20004: "The resource does not support this HTTP method.",
+    20007: "The requested page size is too large.",
+    20400: "The daily export limit resets at the start of the next UTC day.",
+    20404: "The resource does not exist, was deleted, or is no longer kept.",
+    20429: "Too many requests at once; retry after the Retry-After delay.",
+    20500: "An error on Twilio's side; retry the request later.",
+}
+
+
+def twilio_error(status: int, code: int, message: str, detail: str | None = None) -> dict[str, Any]:
+    """Twilio's error JSON: code, message, more_info, status, and the newer ``detail``."""
     return {
         "code": code,
         "message": message,
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
+        "detail": detail if detail is not None else _DETAILS.get(code, message),
     }
 
 
@@ -55,6 +71,8 @@ def job_json(
             }
             for status, days in view.groups
         ]
+    # The spec types job_queue_position as a nullable string; a JSON number is an off-spec
+    # quirk a test may ask for (string_queue_position_fraction below 1).
     position: int | str | None = view.queue_position
     if position is not None and job.position_as_string:
         position = str(position)
@@ -90,8 +108,20 @@ def day_json(day: CompletedDay, size: int) -> dict[str, Any]:
     }
 
 
+# Twilio's codes for a malformed paging parameter and for a PageSize above the maximum.
+INVALID_PAGING_CODE = 20001
+PAGE_SIZE_TOO_LARGE_CODE = 20007
+
+
 class PagingError(ValueError):
-    """A paging parameter is malformed."""
+    """A paging parameter is malformed or out of range; answered 400 with ``code``."""
+
+    def __init__(
+        self, message: str, *, code: int = INVALID_PAGING_CODE, detail: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +146,21 @@ def _offset(token: str) -> int:
     return value
 
 
+def _page_size(query: dict[str, str], default: int, maximum: int) -> int:
+    """The asked PageSize, refused above the spec's maximum as Twilio does (400, code 20007)."""
+    raw = query.get("PageSize")
+    if raw is None:
+        return min(default, maximum)
+    size = _int_param(query, "PageSize", default, 1)
+    if size > maximum:
+        raise PagingError(
+            f"PageSize must be at most {maximum}, got {size}",
+            code=PAGE_SIZE_TOO_LARGE_CODE,
+            detail=f"The maximum page size is {maximum}.",
+        )
+    return size
+
+
 def _int_param(query: dict[str, str], name: str, default: int, minimum: int) -> int:
     raw = query.get(name)
     if raw is None:
@@ -138,8 +183,12 @@ def paginate(
     default_size: int,
     max_size: int,
 ) -> Page[T]:
-    """One page of ``items`` with Twilio's meta; PageToken wins over Page when both are given."""
-    size = min(_int_param(query, "PageSize", default_size, 1), max_size)
+    """One page of ``items`` with Twilio's meta; PageToken wins over Page when both are given.
+
+    A PageSize above ``max_size`` (the spec's maximum) raises PagingError rather than being
+    clamped: the spec declares the maximum and Twilio documents error 20007 for it.
+    """
+    size = _page_size(query, default_size, max_size)
     page = _int_param(query, "Page", 0, 0)
     token = query.get("PageToken")
     offset = _offset(token) if token is not None else page * size

@@ -39,8 +39,8 @@ _WEBHOOK_METHODS = frozenset({"GET", "POST"})
 routes = web.RouteTableDef()
 
 
-def error_response(status: int, code: int, message: str) -> web.Response:
-    return web.json_response(twilio_error(status, code, message), status=status)
+def error_response(status: int, code: int, message: str, detail: str | None = None) -> web.Response:
+    return web.json_response(twilio_error(status, code, message, detail), status=status)
 
 
 def bad_request(message: str) -> web.Response:
@@ -208,7 +208,7 @@ async def list_jobs(request: web.Request) -> web.Response:
             max_size=MAX_JOBS_PAGE_SIZE,
         )
     except PagingError as exc:
-        return bad_request(str(exc))
+        return error_response(400, exc.code, str(exc), exc.detail)
     jobs = [job_json(engine.view(job)) for job in page.items]
     return web.json_response({"jobs": jobs, "meta": page.meta})
 
@@ -229,7 +229,7 @@ async def list_days(request: web.Request) -> web.Response:
             max_size=MAX_DAYS_PAGE_SIZE,
         )
     except PagingError as exc:
-        return bad_request(str(exc))
+        return error_response(400, exc.code, str(exc), exc.detail)
     days = []
     for done in page.items:
         spec = file_spec(app[keys.SETTINGS], resource_type, done.day)

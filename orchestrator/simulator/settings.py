@@ -143,7 +143,10 @@ class SimulatorSettings:
 
     # Rendering quirks the docs allow; clients must cope with both readings.
     eta_noise: float = 0.3
-    string_queue_position_fraction: float = 0.5
+    # The spec types job_queue_position as a (nullable) string, so 1.0 keeps to it. Below 1.0
+    # a seeded share of jobs answers a JSON number instead: off-spec, only for tests of a
+    # client's tolerance.
+    string_queue_position_fraction: float = 1.0
     upper_case_status_fraction: float = 0.2
     # Fraction of create answers whose ``details`` is an empty list.
     empty_details_on_create_fraction: float = 0.2

@@ -32,7 +32,6 @@ def make_settings(clock: ManualClock | None = None, **overrides: Any) -> Simulat
         day_seconds=(10, 10),
         retry_delay_seconds=30,
         eta_noise=0.0,
-        string_queue_position_fraction=0.0,
         upper_case_status_fraction=0.0,
         empty_details_on_create_fraction=0.0,
         empty_day_fraction=0.0,

@@ -80,3 +80,21 @@ async def test_serve_from_args_prints_url_and_serves_until_cancelled(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_every_flag_has_a_help_text_that_names_its_default() -> None:
+    """`orchestrator simulator --help` explains every flag and shows its default."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = [action for action in parser._actions if action.dest != "help"]
+    assert len(flags) >= 30
+    undocumented = [
+        action.option_strings[0]
+        for action in flags
+        if not action.help or "(default: " not in action.help or action.metavar is None
+    ]
+    assert undocumented == []
+    text = parser.format_help()
+    for action in flags:
+        assert action.option_strings[0] in text
+    assert "(default: 8765)" in text and "(default: unlimited)" in text

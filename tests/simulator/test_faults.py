@@ -152,7 +152,7 @@ async def test_stuck_first_jobs_never_progress(http: aiohttp.ClientSession) -> N
         assert await api.statuses(fine) == {"2024-03-02": "Completed"}
         _, body = await api.job(stuck)
         assert body["estimated_completion_time"] is None
-        assert body["job_queue_position"] == 1
+        assert body["job_queue_position"] == "1"
         assert api.sim.stats()["jobs"][0]["stuck"] is True
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aiohttp
 import pytest
 
+from orchestrator.simulator import FaultSettings
 from tests.simulator.conftest import API_KEY_SECRET, API_KEY_SID, Api, serve
 
 AUTH_ERROR = {
@@ -14,6 +16,7 @@ AUTH_ERROR = {
     "message": "Authenticate",
     "more_info": "https://www.twilio.com/docs/errors/20003",
     "status": 401,
+    "detail": "Your AccountSid or AuthToken was incorrect.",
 }
 
 
@@ -91,7 +94,7 @@ async def test_create_validation_errors_answer_400(
     data = {k: v for k, v in {**VALID, **change}.items() if v is not None}
     status, body = await api.call("POST", "/v1/Exports/Messages/Jobs", data=data)
     assert status == 400
-    assert set(body) == {"code", "message", "more_info", "status"}
+    assert set(body) == {"code", "message", "more_info", "status", "detail"}
     assert body["status"] == 400
     assert fragment in body["message"]
     assert api.sim.stats()["jobs_created"] == 0
@@ -191,3 +194,69 @@ async def test_export_and_configuration_resources(api: Api) -> None:
     assert status == 200 and body["enabled"] is True
     status, body = await api.call("GET", "/v1/Exports/Calls/Configuration")
     assert body["enabled"] is True and body["resource_type"] == "Calls"
+
+
+@pytest.mark.parametrize(
+    ("path", "maximum"),
+    [("/v1/Exports/Messages/Jobs", 1000), ("/v1/Exports/Messages/Days", 400)],
+    ids=["jobs", "days"],
+)
+async def test_page_size_above_the_spec_maximum_answers_400(
+    api: Api, path: str, maximum: int
+) -> None:
+    """PageSize up to the spec's maximum is served; one above it answers 400 with code 20007."""
+    status, body = await api.call("GET", f"{path}?PageSize={maximum}")
+    assert status == 200 and body["meta"]["page_size"] == maximum
+    status, body = await api.call("GET", f"{path}?PageSize={maximum + 1}")
+    assert status == 400
+    assert body["code"] == 20007 and body["status"] == 400
+    assert str(maximum) in body["message"] and str(maximum) in body["detail"]
+
+
+async def test_default_page_size_is_kept_within_the_days_maximum(
+    http: aiohttp.ClientSession,
+) -> None:
+    """A default page size above the Days maximum is served as 400, not refused."""
+    async with serve(http, default_page_size=1000) as api:
+        status, body = await api.call("GET", "/v1/Exports/Messages/Days")
+        assert status == 200 and body["meta"]["page_size"] == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "expected"),
+    [
+        ("GET", "/v1/Exports/Messages/Jobs", None, 200),
+        ("GET", "/v1/Exports/Messages/Jobs", {}, 401),
+        ("GET", "/v1/Exports/Jobs/JS" + "0" * 32, None, 404),
+        ("GET", "/v1/Exports/Messages/Jobs?PageSize=0", None, 400),
+        ("PUT", "/v1/Exports/Messages/Jobs", None, 405),
+        ("GET", "/v1/Nope", None, 404),
+    ],
+    ids=["ok", "unauthorized", "unknown-job", "bad-paging", "bad-method", "unknown-path"],
+)
+async def test_every_api_answer_carries_a_twilio_request_id(
+    api: Api, method: str, path: str, headers: dict[str, str] | None, expected: int
+) -> None:
+    """Every /v1 answer, errors included, has a Twilio-Request-Id of RQ and 32 hex digits."""
+    ids = []
+    for _ in range(2):
+        async with api.http.request(
+            method, api.sim.base_url + path, headers=api.headers if headers is None else headers
+        ) as resp:
+            assert resp.status == expected
+            ids.append(resp.headers.get("Twilio-Request-Id", ""))
+    assert all(re.fullmatch(r"RQ[0-9a-f]{32}", rid) for rid in ids), ids
+    assert ids[0] != ids[1]
+
+
+async def test_injected_faults_carry_a_twilio_request_id(http: aiohttp.ClientSession) -> None:
+    """A 429 and a 5xx injected before processing (the 5xx as proxy HTML) carry a request id."""
+    faults = FaultSettings(rate_limit_next=1, server_error_next=1, server_error_html_fraction=1.0)
+    async with serve(http, faults=faults) as api:
+        seen = []
+        for _ in range(2):
+            url = api.sim.base_url + "/v1/Exports/Messages/Jobs"
+            async with api.http.get(url, headers=api.headers) as resp:
+                seen.append((resp.status, resp.headers.get("Twilio-Request-Id", "")))
+        assert seen[0][0] == 429 and seen[1][0] in (500, 503)
+        assert all(re.fullmatch(r"RQ[0-9a-f]{32}", rid) for _, rid in seen), seen

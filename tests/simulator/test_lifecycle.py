@@ -126,10 +126,10 @@ async def test_queued_jobs_report_positions_from_one(http: aiohttp.ClientSession
     """Jobs waiting for a slot report 1, 2, ... in FIFO order; running ones report 0."""
     async with serve(http, max_running_jobs=1) as api:
         bodies = [await api.create("2024-03-01", "2024-03-01", f"j{i}") for i in range(3)]
-        assert [b["job_queue_position"] for b in bodies] == [0, 1, 2]
+        assert [b["job_queue_position"] for b in bodies] == ["0", "1", "2"]
         api.advance(20)  # the first job is done, the second starts
         positions = [(await api.job(b["job_sid"]))[1]["job_queue_position"] for b in bodies]
-        assert positions == [None, 0, 1]
+        assert positions == [None, "0", "1"]
 
 
 async def test_delete_running_job_shows_running_to_be_deleted_then_404(api: Api) -> None:
@@ -167,9 +167,9 @@ async def test_deleting_a_running_job_frees_its_slot(http: aiohttp.ClientSession
     async with serve(http, max_running_jobs=1) as api:
         first = (await api.create("2024-03-01", "2024-03-05", "a"))["job_sid"]
         second = (await api.create("2024-03-01", "2024-03-01", "b"))["job_sid"]
-        assert (await api.job(second))[1]["job_queue_position"] == 1
+        assert (await api.job(second))[1]["job_queue_position"] == "1"
         await api.call("DELETE", f"/v1/Exports/Jobs/{first}")
-        assert (await api.job(second))[1]["job_queue_position"] == 0
+        assert (await api.job(second))[1]["job_queue_position"] == "0"
 
 
 async def test_finished_jobs_drop_off_after_the_ttl(api: Api) -> None:
