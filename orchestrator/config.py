@@ -335,7 +335,7 @@ class LoggingSettings(_Frozen):
     """[logging]"""
 
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    format: Literal["auto", "json", "console"] = "auto"
+    format: Literal["auto", "json", "console", "journal"] = "auto"
 
     @field_validator("level", mode="before")
     @classmethod

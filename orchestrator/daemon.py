@@ -33,7 +33,7 @@ import aiohttp
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings, load_settings, redaction_secrets
 from orchestrator.errors import ConfigError
-from orchestrator.logs import SecretRedactor, configure_logging, get_logger
+from orchestrator.logs import SecretRedactor, configure_logging, detect_format, get_logger
 from orchestrator.scheduling import Ticker
 from orchestrator.store.engine import create_engine
 from orchestrator.store.migration import upgrade_to_head
@@ -365,11 +365,12 @@ class Daemon:
 
     def _configure_logs(self, settings: Settings) -> None:
         self.redactor.replace(all_secrets(settings))
-        fmt = settings.logging.format
+        fmt = detect_format(settings.logging.format, self.environ, self.log_stream)
         configure_logging(
             redactor=self.redactor,
             level=settings.logging.level,
-            json=None if fmt == "auto" else fmt == "json",
+            json=fmt != "console",
+            journal=fmt == "journal",
             stream=self.log_stream,
         )
 

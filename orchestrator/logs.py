@@ -2,14 +2,22 @@
 
 Every log call is an event with a stable dotted name and key-values, e.g.
 ``log.info("job.submitted", resource_type="Messages", job_sid="JS...", days=31)``.
+
+Under systemd each JSON line starts with its sd-daemon(3) priority (``<3>{"event": ...}``):
+journald (``SyslogLevelPrefix=yes``, the default, set explicitly in the unit) stores the line at
+that PRIORITY= and strips the prefix, so ``journalctl -p warning`` filters by level and
+``journalctl -o cat | jq`` still sees bare JSON. The "journal" format is chosen when the config
+says so, or for "auto" when ``$JOURNAL_STREAM`` names the very stream we write to (see
+``choose_format``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -80,19 +88,98 @@ def _redact_rendered(redactor: SecretRedactor) -> Any:
     return processor
 
 
+LogFormat = Literal["json", "console", "journal"]
+# What [logging] format may say (config.py's LoggingSettings.format).
+ConfiguredFormat = Literal["auto", "json", "console", "journal"]
+
+# sd-daemon(3) prefixes (SD_CRIT, SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG) by structlog level name,
+# as Python's SysLogHandler maps them; structlog's add_log_level already turned "exception" into
+# "error" and "warn" into "warning". Any other level is stored as info.
+SD_PRIORITIES = {"critical": "<2>", "error": "<3>", "warning": "<4>", "info": "<6>", "debug": "<7>"}
+_DEFAULT_PRIORITY = SD_PRIORITIES["info"]
+
+
+def choose_format(
+    configured: ConfiguredFormat,
+    environ: Mapping[str, str],
+    *,
+    isatty: bool,
+    stream_id: tuple[int, int] | None,
+) -> LogFormat:
+    """What ``[logging] format`` means for a stream; pure (the caller looks at the stream).
+
+    "json", "console" and "journal" are taken as they are. "auto" is "console" on a terminal;
+    otherwise "journal" when ``$JOURNAL_STREAM`` ("<device>:<inode>", set by systemd when
+    stdout/stderr is connected to the journal) equals ``stream_id``, the (st_dev, st_ino) of the
+    stream we write to, else "json". Comparing, not merely testing that the variable is set, is
+    what systemd.exec(5) asks for: the variable is inherited by anything a service starts (a
+    terminal emulator run as a user service passes it to every shell), whose output may well go
+    to a pipe or a file instead.
+    """
+    if configured != "auto":
+        return configured
+    if isatty:
+        return "console"
+    if stream_id is not None and _journal_stream(environ.get("JOURNAL_STREAM")) == stream_id:
+        return "journal"
+    return "json"
+
+
+def _journal_stream(value: str | None) -> tuple[int, int] | None:
+    device, sep, inode = (value or "").partition(":")
+    if not sep or not device.isdigit() or not inode.isdigit():
+        return None
+    return int(device), int(inode)
+
+
+def stream_identity(stream: TextIO) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file behind ``stream``, or None when it has none (StringIO)."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is both; a closed stream: ValueError
+        return None
+    return st.st_dev, st.st_ino
+
+
+def detect_format(
+    configured: ConfiguredFormat, environ: Mapping[str, str], stream: TextIO | None = None
+) -> LogFormat:
+    """``choose_format`` for ``stream`` (default stdout), looking at the stream itself."""
+    out = stream if stream is not None else sys.stdout
+    return choose_format(configured, environ, isatty=out.isatty(), stream_id=stream_identity(out))
+
+
+class JournalRenderer:
+    """JSON lines, each prefixed with its sd-daemon priority for journald to store and strip."""
+
+    def __init__(self) -> None:
+        self._json = structlog.processors.JSONRenderer()
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+        prefix = SD_PRIORITIES.get(str(event_dict.get("level", "")), _DEFAULT_PRIORITY)
+        line = self._json(logger, method_name, event_dict)
+        return prefix + (line.decode() if isinstance(line, bytes) else line)
+
+
 def configure_logging(
     *,
     redactor: SecretRedactor,
     level: str = "info",
     json: bool | None = None,
+    journal: bool = False,
     stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog for the process. ``json=None`` picks JSON unless ``stream`` is a TTY."""
+    """Configure structlog for the process. ``json=None`` picks JSON unless ``stream`` is a TTY;
+    ``journal=True`` means JSON lines with sd-daemon priority prefixes (whatever ``json`` says)."""
     out = stream if stream is not None else sys.stdout
-    if json is None:
+    if journal:
+        json = True
+    elif json is None:
         json = not out.isatty()
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        JournalRenderer()
+        if journal
+        else structlog.processors.JSONRenderer()
         if json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )

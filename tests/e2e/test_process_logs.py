@@ -1,13 +1,16 @@
-"""What a real ``orchestrator run`` process writes: JSON events without secrets, and how it
-behaves when Twilio rejects its credentials (401 / 20003) until they are fixed and reloaded."""
+"""What a real ``orchestrator run`` process writes: JSON events without secrets, journald
+priority prefixes under systemd, and how it behaves when Twilio rejects its credentials
+(401 / 20003) until they are fixed and reloaded."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from tests.e2e.process_support import (
     TOKEN_ENV,
     DaemonProcess,
     chain_problems,
+    child_environ,
+    clock_args,
     daemon_process,
     read_histories,
     shared_clock,
@@ -53,6 +58,26 @@ name = "messages-jan"
 resource_type = "Messages"
 start_day = "2026-01-01"
 end_day = "2026-01-10"
+
+[[exports]]
+name = "calls-recent"
+resource_type = "Calls"
+last_days = 4
+"""
+
+
+# sd-daemon(3) priorities by level; journald strips "<N>" and stores N as PRIORITY=.
+SD_PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
+PREFIXED = re.compile(r"^<(\d)>(\{.*\})$")
+
+SMALL_BODY = f"""
+[jobs]
+name_prefix = "{PREFIX}"
+max_days_per_job = 2
+
+[polling]
+initial_delay = "20s"
+max_delay = "1m"
 
 [[exports]]
 name = "calls-recent"
@@ -156,3 +181,46 @@ async def test_auth_failure_stops_calls_until_fixed_and_reloaded(tmp_path: Path)
         statuses, history = await read_histories(database)
         assert set(statuses.values()) <= {"Completed", "CompletedEmptyRecords"}
         assert not chain_problems(statuses, history)
+
+
+@pytest.mark.slow
+async def test_under_journald_each_line_starts_with_its_priority(tmp_path: Path) -> None:
+    """format auto, stdout the stream JOURNAL_STREAM names: every line is <N> + a JSON event
+    whose level matches N (debug, info and warning all seen); the rest parses as JSON."""
+    clock = shared_clock(SPEED)
+    faults = FaultSettings(server_error_fraction=0.2, rate_limit_fraction=0.1)
+    async with running_simulator(simulator_settings(clock, faults=faults, seed=7)) as sim:
+        config = write_config(tmp_path, sim.base_url, SMALL_BODY, level="debug")
+        config.write_text(config.read_text().replace('format = "json"', 'format = "auto"'))
+        stdout, stderr = tmp_path / "journal.out", tmp_path / "journal.err"
+        argv = [sys.executable, "-m", "orchestrator", "run", "--config", str(config)]
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            # What systemd does for a service whose stdout is the journal: "<dev>:<inode>" of it.
+            st = os.fstat(out.fileno())
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                *clock_args(clock),
+                "--exit-when-done",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=child_environ({TOKEN_ENV: TOKEN, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}),
+            )
+        daemon = DaemonProcess(proc, stdout, stderr)
+        try:
+            assert await daemon.wait(45) == 0, stderr.read_text()
+        finally:
+            await daemon.kill()
+        fired = sim.stats()["faults_fired"]
+    lines = stdout.read_text().splitlines()
+    seen: set[int] = set()
+    for line in lines:
+        match = PREFIXED.match(line)
+        assert match is not None, line
+        event = json.loads(match.group(2))
+        assert DOTTED.match(event["event"]), line
+        assert int(match.group(1)) == SD_PRIORITY[event["level"]], line
+        assert TOKEN not in line
+        seen.add(int(match.group(1)))
+    assert {7, 6, 4} <= seen, (seen, fired)
+    assert {"job.submitted", "daemon.stopped"} <= {json.loads(line[3:])["event"] for line in lines}

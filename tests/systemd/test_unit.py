@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+
+from orchestrator.config import ConfigFile
 
 UNIT_DIR = Path(__file__).resolve().parents[2] / "systemd"
 UNIT = UNIT_DIR / "orchestrator.service"
@@ -19,6 +22,10 @@ needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-anal
 TOOL_ENV = {**os.environ, "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "LC_ALL": "C.UTF-8"}
 EXPOSURE_LINE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+) (\w+)")
 GOOD_LABELS = {"PERFECT", "SAFE", "OK"}
+README = UNIT_DIR / "README.md"
+# `[section] key` as the docs name a config key, and any bare `snake_case` word in backticks.
+SECTION_KEY = re.compile(r"`\[(\w+)\] (\w+)")
+SNAKE_WORD = re.compile(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`")
 
 
 def _settings(text: str) -> dict[str, list[str]]:
@@ -31,6 +38,20 @@ def _settings(text: str) -> dict[str, list[str]]:
         key, _, value = line.partition("=")
         settings.setdefault(key.strip(), []).append(value.strip())
     return settings
+
+
+def _config_keys() -> set[tuple[str, str]]:
+    """(section, key) for every key of the config file's tables, from the model itself."""
+    keys: set[tuple[str, str]] = set()
+    for section, field in ConfigFile.model_fields.items():
+        pending: list[object] = [field.annotation]
+        while pending:
+            kind = pending.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                keys |= {(section, key) for key in kind.model_fields}
+            else:  # X | None, tuple[X, ...], Annotated[...]
+                pending.extend(getattr(kind, "__args__", ()))
+    return keys
 
 
 def _runnable_copy(tmp_path: Path) -> Path:
@@ -79,6 +100,28 @@ def test_unit_keeps_the_daemon_contract() -> None:
     assert int(settings["WatchdogSec"][0]) >= 10
     assert settings["ProtectSystem"] == ["strict"]
     assert settings["CapabilityBoundingSet"] == [""]
+
+
+def test_journald_stores_the_daemons_priorities() -> None:
+    """stdout goes to the journal (so $JOURNAL_STREAM is set) and the <N> prefix is honoured."""
+    settings = _settings(UNIT.read_text(encoding="utf-8"))
+    assert settings["SyslogLevelPrefix"] == ["yes"]
+    # The default (journal) or an explicit journal output: anything else sets no JOURNAL_STREAM.
+    assert settings.get("StandardOutput", ["journal"])[-1] in ("journal", "journal+console")
+    assert settings["SyslogIdentifier"] == ["orchestrator"]
+
+
+def test_config_keys_named_by_the_unit_and_its_readme_exist() -> None:
+    """Every `[section] key` and every `snake_case` word in the unit's comments and the systemd
+    README is a key of the config file (no `archive_dir`)."""
+    keys = _config_keys()
+    assert ("archive", "directory") in keys and ("logging", "format") in keys
+    for doc in (UNIT, README):
+        text = doc.read_text(encoding="utf-8")
+        for section, key in SECTION_KEY.findall(text):
+            assert (section, key) in keys, f"{doc.name}: [{section}] {key}"
+        for word in SNAKE_WORD.findall(text):
+            assert any(key == word for _, key in keys), f"{doc.name}: {word}"
 
 
 def test_archive_dir_is_created_and_writable() -> None:
