@@ -124,7 +124,7 @@ def _poll_pass(policy: str, ctx: WorkflowContext) -> PollPass:
     choices: dict[str, NextPoll | None] = {
         "daemon": None,
         # The ETA taken as exact (polled at ETA + initial): what the ETA window improves on.
-        "eta_point": daemon_policy(replace(ctx.settings.poll_policy(), eta_error=0.0)),
+        "eta_point": daemon_policy(replace(ctx.policies.poll, eta_error=0.0)),
         "fixed_60s": fixed_interval(60.0),
         "exp_30s_30m": plain_exponential(),
     }
@@ -154,9 +154,14 @@ async def run_one(
     cpu = time.process_time()
     async with (
         running_simulator(sim_settings) as sim,
-        workflow_context(sim, config_body(workload), clock, archive=archiver is not None) as ctx,
+        workflow_context(sim, config_body(workload), clock, archive=archiver is not None) as (
+            ctx,
+            settings,
+        ),
     ):
-        burst = Burst(ctx=ctx, clock=clock, poll=_poll_pass(policy, ctx), archive=archiver)
+        burst = Burst(
+            ctx=ctx, clock=clock, settings=settings, poll=_poll_pass(policy, ctx), archive=archiver
+        )
         outcome = await burst.run(limit=RUN_LIMIT)
         stored = {j.job_sid: j for j in await ctx.store.list_jobs() if j.job_sid}
         days = await ctx.store.list_days()

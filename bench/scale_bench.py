@@ -50,7 +50,8 @@ from orchestrator.domain.model import (
 from orchestrator.store import Store, create_engine, upgrade_to_head
 from orchestrator.store.schema import days, jobs, transitions
 from orchestrator.twilio import BulkExportsClient
-from orchestrator.workflows.context import ApiHealth, WorkflowContext
+from orchestrator.wiring import workflow_context
+from orchestrator.workflows.context import ApiHealth
 from orchestrator.workflows.poll import poll_due_jobs
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -277,14 +278,14 @@ async def _poll_all(
     store: Store, engine: Any, settings: Settings, job_count: int, days_per_job: int
 ) -> dict[str, Any]:
     client = MemoryClient(job_count, days_per_job)
-    ctx = WorkflowContext(
+    ctx = workflow_context(
+        settings,
         store=store,
         # The in-memory fake stands in for the HTTP client (only fetch_job is called).
         client=cast(BulkExportsClient, client),
         clock=_FixedClock(NOW),
-        settings=settings,
         health=ApiHealth(),
-        random=random.Random(3).random,
+        rand=random.Random(3).random,
     )
     rss_before = _status_kb("VmRSS")
     peak_reset = _reset_peak_rss()

@@ -1,15 +1,24 @@
-"""What every workflow is given: the store, the client, the clock, the settings, API health."""
+"""What every workflow is given: the store, the client, the clock, the policies, API health.
+
+Workflows never see the configuration file's shape: ``policies`` is the one frozen value of
+every policy (built at load and reload), and the few other values they need (the job name
+prefix, the exports, where archived files go) come alongside. ``orchestrator.wiring`` builds it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
+from orchestrator.archive.layout import ArchiveDestination
 from orchestrator.clock import Clock
-from orchestrator.config import Settings
 from orchestrator.domain.model import DayChange
+from orchestrator.domain.policies import Policies
+from orchestrator.domain.polling import PollPolicy
 from orchestrator.domain.submit_hold import SubmitHold
+from orchestrator.domain.wanted import ExportSpec
 from orchestrator.errors import AuthenticationError
 from orchestrator.logs import get_logger
 from orchestrator.store.repository import Store
@@ -73,7 +82,12 @@ class WorkflowContext:
     store: Store
     client: BulkExportsClient
     clock: Clock
-    settings: Settings
+    policies: Policies
+    # Our jobs' friendly names start with it; cleanup never deletes a job without it.
+    name_prefix: str
+    exports: tuple[ExportSpec, ...]
+    # None: archiving is off.
+    archive: ArchiveDestination | None
     health: ApiHealth
     # A number in [0, 1) for poll jitter; injected so tests are reproducible.
     random: Callable[[], float]
@@ -81,6 +95,26 @@ class WorkflowContext:
 
     def now(self) -> dt.datetime:
         return self.clock.now()
+
+    @property
+    def settings(self) -> _PollSettingsView:
+        """TEMPORARY, for ``workflows/poll.py`` until it reads ``policies`` (issue 10)."""
+        resubmit = self.policies.resubmit
+        return _PollSettingsView(
+            self.policies.poll,
+            SimpleNamespace(max_resubmits=resubmit.max_resubmits, resubmit_delay=resubmit.delay),
+        )
+
+
+@dataclass(frozen=True)
+class _PollSettingsView:
+    """The three settings ``workflows/poll.py`` read before the policies existed. TEMPORARY."""
+
+    poll: PollPolicy
+    jobs: SimpleNamespace
+
+    def poll_policy(self) -> PollPolicy:
+        return self.poll
 
 
 def log_changes(changes: Iterable[DayChange]) -> None:

@@ -111,8 +111,8 @@ async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
         pending,
         live_jobs=len(live),
         requested_days_today=await ctx.store.requested_days_since(window_start),
-        limits=ctx.settings.plan_limits(),
-        prefix=ctx.settings.jobs.name_prefix,
+        limits=ctx.policies.plan,
+        prefix=ctx.name_prefix,
         now=now,
     )
     if not requests and pending:
@@ -191,4 +191,4 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def _first_poll(ctx: WorkflowContext, now: dt.datetime) -> dt.datetime:
-    return next_poll_at(_NEW_JOB_FACTS, ctx.settings.poll_policy(), now, ctx.random())
+    return next_poll_at(_NEW_JOB_FACTS, ctx.policies.poll, now, ctx.random())

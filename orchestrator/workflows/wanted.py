@@ -20,7 +20,7 @@ async def record_wanted_days(ctx: WorkflowContext) -> int:
     latest = latest_eligible_day(now)
     keys = [
         DayKey(resource_type, day)
-        for resource_type, days in wanted_days(ctx.settings.export_specs(), now).items()
+        for resource_type, days in wanted_days(ctx.exports, now).items()
         for day in sorted(days)
         if day <= latest
     ]

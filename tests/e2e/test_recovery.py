@@ -7,7 +7,6 @@ import datetime as dt
 import structlog
 
 from orchestrator.clock import ManualClock
-from orchestrator.daemon import run_cycle
 from orchestrator.domain.model import (
     DayKey,
     DayStatus,
@@ -24,6 +23,7 @@ from orchestrator.simulator import (
     SimulatorSettings,
     running_simulator,
 )
+from orchestrator.wiring import run_cycle
 from orchestrator.workflows.poll import poll_due_jobs
 from orchestrator.workflows.submit import submit_planned_jobs
 from orchestrator.workflows.wanted import record_wanted_days
