@@ -9,7 +9,9 @@ Benchmarks (``--only`` takes one name, repeatable):
 - ``idle``: item 4, CPU of an idle ``orchestrator run`` over 60 s of wall time
   (``bench.idle_bench``);
 - ``store``: item 5, day transitions applied per second on SQLite and PostgreSQL
-  (``bench.throughput_bench``, which reuses ``bench.store_bench``).
+  (``bench.throughput_bench``, which reuses ``bench.store_bench``);
+- ``startup``: item 6, CPU of ``orchestrator --help`` and ``orchestrator status`` against a bare
+  ``python -c pass``, side by side (``bench.startup_bench``).
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -31,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import idle_bench, polling_bench, scale_bench, throughput_bench
+from bench import idle_bench, polling_bench, scale_bench, startup_bench, throughput_bench
 
-NAMES = ("polling", "scale", "idle", "store")
+NAMES = ("polling", "scale", "idle", "store", "startup")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -89,6 +91,7 @@ def run_benchmarks(
         "store": lambda: asyncio.run(
             throughput_bench.run(*((200, 10) if quick else (10_000, 200)), url=postgres_url)
         ),
+        "startup": lambda: startup_bench.run(runs=2 if quick else 7),
     }
     for name in names:
         started = time.perf_counter()
@@ -214,6 +217,17 @@ def render(results: dict[str, Any]) -> str:
                 f"   {dialect:10s} one big batch {big:>9,.0f}/s   job-sized batches "
                 f"{store[f'{dialect}.job_batches_transitions_per_second']:>7,.0f}/s "
                 f"({store[f'{dialect}.job_batches_ms_per_apply']:.1f} ms per apply)"
+            )
+    startup = results.get("startup", {}).get("figures")
+    if startup:
+        lines.append("")
+        lines.append(f"6. Start-up of operator commands (CPU s, median of {startup['runs']} runs)")
+        lines.append(f"   python -c pass        {startup['bare_cpu_s']:.3f}")
+        for name, label in (("help", "orchestrator --help "), ("status", "orchestrator status ")):
+            lines.append(
+                f"   {label}  {startup[f'{name}_cpu_s']:.3f}  "
+                f"{startup[f'{name}_ratio']:.1f}x bare; target <= "
+                f"{startup[f'{name}_target']:.0f}x: {_verdict(startup[f'{name}_target_met'])}"
             )
     lines.append("")
     lines.append(
