@@ -11,7 +11,9 @@ Benchmarks (``--only`` takes one name, repeatable):
 - ``store``: item 5, day transitions applied per second on SQLite and PostgreSQL
   (``bench.throughput_bench``, which reuses ``bench.store_bench``);
 - ``poll``: item 6, CPU per polled job of the daemon's poll pass against a floor doing the same
-  reads and writes on the bare driver, SQLite and PostgreSQL (``bench.poll_cost_bench``).
+  reads and writes on the bare driver, SQLite and PostgreSQL (``bench.poll_cost_bench``);
+- ``startup``: item 7, CPU of ``orchestrator --help`` and ``orchestrator status`` against a bare
+  ``python -c pass``, side by side (``bench.startup_bench``).
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -33,9 +35,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import idle_bench, poll_cost_bench, polling_bench, scale_bench, throughput_bench
+from bench import (
+    idle_bench,
+    poll_cost_bench,
+    polling_bench,
+    scale_bench,
+    startup_bench,
+    throughput_bench,
+)
 
-NAMES = ("polling", "scale", "idle", "store", "poll")
+NAMES = ("polling", "scale", "idle", "store", "poll", "startup")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -94,6 +103,7 @@ def run_benchmarks(
         "poll": lambda: asyncio.run(
             poll_cost_bench.run(*((20, 5) if quick else (1000, 30)), postgres_url=postgres_url)
         ),
+        "startup": lambda: startup_bench.run(runs=2 if quick else 7),
     }
     for name in names:
         started = time.perf_counter()
@@ -224,6 +234,17 @@ def render(results: dict[str, Any]) -> str:
     if poll:
         lines.append("")
         lines.extend(poll_cost_bench.render(poll))
+    startup = results.get("startup", {}).get("figures")
+    if startup:
+        lines.append("")
+        lines.append(f"7. Start-up of operator commands (CPU s, median of {startup['runs']} runs)")
+        lines.append(f"   python -c pass        {startup['bare_cpu_s']:.3f}")
+        for name, label in (("help", "orchestrator --help "), ("status", "orchestrator status ")):
+            lines.append(
+                f"   {label}  {startup[f'{name}_cpu_s']:.3f}  "
+                f"{startup[f'{name}_ratio']:.1f}x bare; target <= "
+                f"{startup[f'{name}_target']:.0f}x: {_verdict(startup[f'{name}_target_met'])}"
+            )
     lines.append("")
     lines.append(
         "took: " + ", ".join(f"{name} {entry['seconds']:.0f} s" for name, entry in results.items())

@@ -1,8 +1,9 @@
 """The burst harness: the daemon's workflows against the simulator on one ManualClock.
 
-The passes run on the daemon's own cadence, in simulated time (wanted hourly, submit every
-minute, poll every ``initial_delay / 2``, cleanup every ``cleanup.interval``), as the Ticker
-would run them on a sped-up clock. Between passes the clock jumps straight to the next moment
+The passes run on the daemon's own cadence, in simulated time, read from the daemon's own table
+of passes (``orchestrator.wiring.PASSES``: wanted hourly, submit every minute, poll every
+``initial_delay / 2``, cleanup every ``cleanup.interval``...), as the Ticker would run them on a
+sped-up clock, in the table's order. Between passes the clock jumps straight to the next moment
 something can happen (the next poll tick at or after the earliest stored ``next_poll_at``, the
 next cleanup or wanted tick, a submit tick after something changed), so a two-day backfill runs
 in seconds. The simulator computes its state lazily from the clock, so the state a poll sees
@@ -26,27 +27,17 @@ import structlog
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import Settings, load_settings
-from orchestrator.daemon import (
-    ARCHIVE_EVERY,
-    SUBMIT_EVERY,
-    WANTED_EVERY,
-    open_workflow_context,
-)
 from orchestrator.domain.model import JobState
 from orchestrator.logs import SecretRedactor, configure_logging
 from orchestrator.simulator import RunningSimulator
-from orchestrator.workflows.cleanup import clean_up
+from orchestrator.wiring import PASSES, open_workflow_context
 from orchestrator.workflows.context import WorkflowContext
-from orchestrator.workflows.poll import poll_due_jobs
-from orchestrator.workflows.submit import adopt_submitting_jobs, submit_planned_jobs
-from orchestrator.workflows.wanted import record_wanted_days
 
 TOKEN = "bench-simulator-token-7c1e4d"
 ACCOUNT = "AC" + "3" * 32
 PREFIX = "orch-bench"
 TOKEN_ENV = "BENCH_TWILIO_TOKEN"
 
-PollPass = Callable[[WorkflowContext], Awaitable[int]]
 ArchivePass = Callable[[WorkflowContext], Awaitable[object]]
 
 # Jobs that still hold a place on Twilio or in our plans.
@@ -109,15 +100,16 @@ def write_config(directory: Path, base_url: str, body: str, *, archive: bool) ->
 @contextlib.asynccontextmanager
 async def workflow_context(
     sim: RunningSimulator, body: str, clock: ManualClock, *, archive: bool, seed: int = 7
-) -> AsyncIterator[WorkflowContext]:
-    """The daemon's WorkflowContext (real store on SQLite, real client) for ``sim``."""
+) -> AsyncIterator[tuple[WorkflowContext, Settings]]:
+    """The daemon's WorkflowContext (real store on SQLite, real client) for ``sim``, and the
+    settings it was built from (a ``Burst`` reads the passes' cadences from them)."""
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         path = write_config(Path(tmp), sim.base_url, body, archive=archive)
         settings = load_settings(path, environ={TOKEN_ENV: TOKEN})
         async with open_workflow_context(
             settings, clock=clock, rand=random.Random(seed).random
         ) as ctx:
-            yield ctx
+            yield ctx, settings
 
 
 def _next_tick(origin: dt.datetime, every: dt.timedelta, after: dt.datetime) -> dt.datetime:
@@ -151,25 +143,24 @@ class Burst:
 
     ctx: WorkflowContext
     clock: ManualClock
-    poll: PollPass = poll_due_jobs
+    # The cadences of the passes come from these (as the daemon's do).
+    settings: Settings
     archive: ArchivePass | None = None
-    archive_every: dt.timedelta = ARCHIVE_EVERY
+    # None: the table's interval.
+    archive_every: dt.timedelta | None = None
 
     async def run(self, *, limit: dt.timedelta) -> BurstRun:
         """Until every wanted day is final (archived, with archiving) and no job is open."""
-        settings: Settings = self.ctx.settings
-        poll_every = settings.polling.initial_delay / 2
         origin = self.clock.now()
-        cadence: dict[str, tuple[dt.datetime, dt.timedelta]] = {
-            # (first run, interval), as daemon._schedule sets them up.
-            "wanted": (origin, WANTED_EVERY),
-            "submit": (origin, SUBMIT_EVERY),
-            "poll": (origin + poll_every / 2, poll_every),
-            "cleanup": (origin, settings.cleanup.interval),
-            "orphans": (origin, settings.cleanup.orphan_interval),
-        }
-        if self.archive is not None:
-            cadence["archive"] = (origin, self.archive_every)
+        cadence: dict[str, tuple[dt.datetime, dt.timedelta]] = {}
+        for spec in PASSES:
+            # (first run, interval), as the daemon's Ticker sets them up, in simulated time.
+            if spec.name == "archive" and self.archive is None:
+                continue
+            every = spec.every(self.settings)
+            if spec.name == "archive" and self.archive_every is not None:
+                every = self.archive_every
+            cadence[spec.name] = (origin + every * spec.first_in, every)
         due = {name: first for name, (first, _) in cadence.items()}
         passes = dict.fromkeys(cadence, 0)
         busy = True  # something changed: the next submit tick may have work
@@ -205,20 +196,14 @@ class Burst:
     async def _run_pass(self, name: str) -> bool:
         """Run one pass; True when it did something (so a following submit may have work)."""
         ctx = self.ctx
-        if name == "wanted":
-            return await record_wanted_days(ctx) > 0
-        if name == "submit":
-            await adopt_submitting_jobs(ctx)
-            return bool(await submit_planned_jobs(ctx))
-        if name == "poll":
-            return await self.poll(ctx) > 0
-        if name == "cleanup":
-            return bool(await clean_up(ctx))
-        if name == "orphans":
-            return bool(await clean_up(ctx, sweep_orphans=True))
-        assert self.archive is not None
-        result = await self.archive(ctx)
-        # An ArchiveReport is a dataclass (always truthy): what it did is its outcomes.
+        result: object
+        if name == "archive":
+            assert self.archive is not None
+            result = await self.archive(ctx)
+        else:
+            result = await next(spec for spec in PASSES if spec.name == name).run(ctx)
+        # A count, a list of what was done, or an ArchiveReport (a dataclass, always truthy:
+        # what it did is its outcomes).
         return bool(getattr(result, "outcomes", result))
 
     async def _earliest_poll(self) -> dt.datetime | None:

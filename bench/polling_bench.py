@@ -24,7 +24,6 @@ import collections
 import concurrent.futures
 import dataclasses
 import datetime as dt
-import functools
 import json
 import math
 import multiprocessing
@@ -40,21 +39,16 @@ from bench.harness import (
     PREFIX,
     TOKEN,
     Burst,
-    PollPass,
     quiet_logs,
     request_kinds,
     workflow_context,
 )
-from bench.policies import (
-    daemon_policy,
-    fixed_interval,
-    plain_exponential,
-)
+from bench.policies import FixedInterval, PlainExponential
 from orchestrator.clock import ManualClock
+from orchestrator.domain.polling import PollPolicy, PollStrategy
 from orchestrator.simulator import SimulatorSettings, running_simulator
 from orchestrator.workflows.archive import archive_due_days
 from orchestrator.workflows.context import WorkflowContext
-from orchestrator.workflows.poll import NextPoll, poll_due_jobs
 
 START = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC)
 FIRST_DAY = dt.date(2025, 1, 1)
@@ -119,18 +113,20 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def _poll_pass(policy: str, ctx: WorkflowContext) -> PollPass:
-    """The daemon's poll pass, with the next-poll choice of ``policy``."""
-    choices: dict[str, NextPoll | None] = {
-        "daemon": None,
+def _with_strategy(policy: str, ctx: WorkflowContext) -> WorkflowContext:
+    """``ctx`` with the poll strategy named ``policy`` (the daemon's own for "daemon")."""
+    daemon = ctx.policies.poll
+    assert isinstance(daemon, PollPolicy)
+    choices: dict[str, PollStrategy] = {
+        "daemon": daemon,
         # The ETA taken as exact (polled at ETA + initial): what the ETA window improves on.
-        "eta_point": daemon_policy(replace(ctx.settings.poll_policy(), eta_error=0.0)),
-        "fixed_60s": fixed_interval(60.0),
-        "exp_30s_30m": plain_exponential(),
+        "eta_point": replace(daemon, eta_error=0.0),
+        "fixed_60s": FixedInterval(60.0),
+        "exp_30s_30m": PlainExponential(),
     }
     if policy not in choices:
         raise ValueError(f"unknown policy {policy!r}")
-    return functools.partial(poll_due_jobs, next_poll=choices[policy])
+    return replace(ctx, policies=replace(ctx.policies, poll=choices[policy]))
 
 
 async def run_one(
@@ -154,9 +150,14 @@ async def run_one(
     cpu = time.process_time()
     async with (
         running_simulator(sim_settings) as sim,
-        workflow_context(sim, config_body(workload), clock, archive=archiver is not None) as ctx,
+        workflow_context(sim, config_body(workload), clock, archive=archiver is not None) as (
+            ctx,
+            settings,
+        ),
     ):
-        burst = Burst(ctx=ctx, clock=clock, poll=_poll_pass(policy, ctx), archive=archiver)
+        burst = Burst(
+            ctx=_with_strategy(policy, ctx), clock=clock, settings=settings, archive=archiver
+        )
         outcome = await burst.run(limit=RUN_LIMIT)
         stored = {j.job_sid: j for j in await ctx.store.list_jobs() if j.job_sid}
         days = await ctx.store.list_days()

@@ -50,6 +50,7 @@ from orchestrator.domain.model import (
 from orchestrator.store import Store, create_engine, upgrade_to_head
 from orchestrator.store.schema import days, jobs, transitions
 from orchestrator.twilio import BulkExportsClient
+from orchestrator.wiring import workflow_context
 from orchestrator.workflows.context import ApiHealth, WorkflowContext
 from orchestrator.workflows.poll import poll_due_jobs
 
@@ -311,14 +312,14 @@ async def _poll_all(
 
 def poll_context(store: Store, client: MemoryClient, settings: Settings) -> WorkflowContext:
     """A workflow context over ``store`` whose client is the in-memory fake, at ``NOW``."""
-    return WorkflowContext(
+    return workflow_context(
+        settings,
         store=store,
         # The in-memory fake stands in for the HTTP client (only fetch_job is called).
         client=cast(BulkExportsClient, client),
         clock=_FixedClock(NOW),
-        settings=settings,
         health=ApiHealth(),
-        random=random.Random(3).random,
+        rand=random.Random(3).random,
     )
 
 

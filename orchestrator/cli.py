@@ -1,31 +1,29 @@
-"""The command line: the only place that parses argv and sets exit codes."""
+"""The command line: the only place that parses argv and sets exit codes.
+
+Start-up is kept cheap: this module imports the standard library's argparse and little else, and
+each command imports what it uses when it runs (``--help`` loads neither pydantic, SQLAlchemy,
+aiohttp nor the simulator; ``status`` never loads Alembic or aiohttp). The ``simulator``
+command's options come from the simulator package, which is only imported when that command is
+parsed (``_LazyArguments``). ``python -m bench --only startup`` measures it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator import __version__
-from orchestrator.clock import Clock, ScaledClock, SystemClock
-from orchestrator.config import ConfigFile, load_config_file, load_settings
-from orchestrator.domain.model import (
-    Day,
-    DayKey,
-    ResourceType,
-    latest_eligible_day,
-    parse_day,
-)
-from orchestrator.domain.wanted import spec_days, summarize
 from orchestrator.errors import ConfigError, InvalidInput, OrchestratorError
-from orchestrator.logs import SecretRedactor, configure_logging
-from orchestrator.report import print_status_table
+
+if TYPE_CHECKING:
+    from orchestrator.config import ConfigFile
+    from orchestrator.domain.model import Day, DayKey
+    from orchestrator.store.repository import Store
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -35,16 +33,60 @@ EX_CONFIG = 78
 DEFAULT_CONFIG = Path("/etc/orchestrator/config.toml")
 
 
+class _LazyArguments(argparse.ArgumentParser):
+    """A subcommand's parser whose arguments are added the first time it parses (or prints
+    help): the ``simulator`` command's options live in the simulator package, which is heavy
+    to import and needed only when that command runs."""
+
+    def __init__(
+        self,
+        *args: Any,
+        add_later: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(*args, **kw)
+        self._add_later = add_later
+
+    def _complete(self) -> None:
+        if self._add_later is not None:
+            add, self._add_later = self._add_later, None
+            add(self)
+
+    def parse_known_args(  # type: ignore[override]  # same contract; typeshed overloads it
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+
+def _simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    from orchestrator.simulator.cli_args import add_arguments
+
+    add_arguments(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
         description="Keeps Twilio Bulk Export day files safe before Twilio deletes them.",
     )
     parser.add_argument("--version", action="version", version=f"orchestrator {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_LazyArguments
+    )
 
-    def command(name: str, help_text: str, *, config: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def command(
+        name: str,
+        help_text: str,
+        *,
+        config: bool = True,
+        add_later: Callable[[argparse.ArgumentParser], None] | None = None,
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, add_later=add_later)
         if config:
             sub.add_argument(
                 "--config",
@@ -102,10 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also re-check the gzip stream, every JSON line and the record count",
     )
-    simulator = command("simulator", "serve the local Bulk Exports API simulator", config=False)
-    from orchestrator.simulator.cli_args import add_arguments
-
-    add_arguments(simulator)
+    command(
+        "simulator",
+        "serve the local Bulk Exports API simulator",
+        config=False,
+        add_later=_simulator_arguments,
+    )
     demo = command(
         "demo",
         "run the daemon against the bundled simulator on sped-up time, with a temporary "
@@ -127,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import asyncio
+
+    from orchestrator.logs import SecretRedactor, configure_logging
+
     handlers: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "run": _run,
         "check-config": _check_config,
@@ -160,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from orchestrator.clock import Clock, ScaledClock, SystemClock
     from orchestrator.daemon import Daemon
 
     clock: Clock = SystemClock()
@@ -174,6 +223,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _check_config(args: argparse.Namespace) -> int:
+    from orchestrator.clock import SystemClock
+    from orchestrator.config import load_settings
+    from orchestrator.domain.model import latest_eligible_day
+    from orchestrator.domain.wanted import summarize
+
     settings = load_settings(args.config)
     now = SystemClock().now()
     out = sys.stdout
@@ -193,16 +247,20 @@ async def _check_config(args: argparse.Namespace) -> int:
 
 
 async def _migrate(args: argparse.Namespace) -> int:
-    from orchestrator.store.migration import migrate
+    from orchestrator.config import load_config_file
 
     config = load_config_file(args.config)
-    _ensure_state_directory(config)
-    await migrate(config.state.database_url.get_secret_value())
+    async with _open_store(config):
+        pass
     print("database is at the newest schema")
     return EX_OK
 
 
 async def _status(args: argparse.Namespace) -> int:
+    from orchestrator.clock import SystemClock
+    from orchestrator.config import load_config_file
+    from orchestrator.report import print_status_table
+
     config = load_config_file(args.config)
     async with _open_store(config) as store:
         days = await store.list_days()
@@ -215,6 +273,9 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _history(args: argparse.Namespace) -> int:
+    from orchestrator.config import load_config_file
+    from orchestrator.domain.model import DayKey, ResourceType, parse_day
+
     key = DayKey(
         ResourceType.parse(args.resource_type, field="resource_type"),
         parse_day(args.day, field="day"),
@@ -236,6 +297,8 @@ async def _history(args: argparse.Namespace) -> int:
 
 
 async def _retry(args: argparse.Namespace) -> int:
+    from orchestrator.clock import SystemClock
+    from orchestrator.config import load_config_file
     from orchestrator.domain.model import ObservedBy
 
     config = load_config_file(args.config)
@@ -250,6 +313,7 @@ async def _retry(args: argparse.Namespace) -> int:
 
 
 async def _verify_archive(args: argparse.Namespace) -> int:
+    from orchestrator.config import load_config_file
     from orchestrator.report import render_verify_report
     from orchestrator.workflows.verify_archive import verify_archive
 
@@ -281,6 +345,10 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _retry_keys(args: argparse.Namespace, config: ConfigFile) -> list[DayKey]:
+    from orchestrator.clock import SystemClock
+    from orchestrator.domain.model import DayKey, ResourceType, parse_day
+    from orchestrator.domain.wanted import spec_days
+
     chosen = [x for x in (args.day, args.from_day or args.to_day, args.export) if x]
     if len(chosen) != 1:
         raise InvalidInput("retry", "give exactly one of --day, --from/--to, or --export")
@@ -309,28 +377,21 @@ def _retry_keys(args: argparse.Namespace, config: ConfigFile) -> list[DayKey]:
     return [DayKey(rt, first + dt.timedelta(days=i)) for rt in types for i in range(count)]
 
 
-def _ensure_state_directory(config: ConfigFile) -> None:
-    if config.state.database_url.get_secret_value().startswith("sqlite"):
-        config.state.directory.mkdir(parents=True, exist_ok=True)
-
-
 @asynccontextmanager
-async def _open_store(config: ConfigFile) -> AsyncIterator[Any]:
-    from orchestrator.store.engine import create_engine
-    from orchestrator.store.migration import upgrade_to_head
-    from orchestrator.store.repository import Store
+async def _open_store(config: ConfigFile) -> AsyncIterator[Store]:
+    from orchestrator.store.open import open_store
 
-    _ensure_state_directory(config)
-    engine = create_engine(config.state.database_url.get_secret_value())
-    try:
-        # Idempotent at head; lets status/retry run before the daemon ever started.
-        await upgrade_to_head(engine)
-        yield Store(engine, config.twilio.account_sid)
-    finally:
-        await engine.dispose()
+    # Migrating is a no-op at head (and then loads no Alembic); it lets status/retry run
+    # before the daemon ever started.
+    async with open_store(
+        config.state.database_url.get_secret_value(), config.twilio.account_sid, migrate=True
+    ) as store:
+        yield store
 
 
 def _print_status_json(days: Sequence[Day], jobs: Sequence[Any], out: TextIO) -> None:
+    import json
+
     document = {
         "days": [
             {

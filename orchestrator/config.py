@@ -18,7 +18,8 @@ Rules the file format documents (see config.example.toml):
   relative path is read from ``$CREDENTIALS_DIRECTORY`` when that is set (systemd's
   ``LoadCredential=``), else from the configuration file's directory. Never both: when systemd
   hands credentials over, a stray file next to the config cannot shadow them.
-- Secrets never appear in messages or reprs: they are held as ``SecretStr``.
+- Secrets never appear in messages or reprs: the Twilio secret lives in a hidden slot of
+  ``orchestrator.twilio.Credentials``, the database URL is a ``SecretStr``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     StrictBool,
     StrictInt,
@@ -51,16 +53,25 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator.archive.layout import DEFAULT_TEMPLATE as DEFAULT_PATH_TEMPLATE
+from orchestrator.archive.layout import ArchiveDestination
+from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.cleanup import CleanupPolicy
 from orchestrator.domain.model import ResourceType, parse_day
 from orchestrator.domain.plan import PlanLimits
+from orchestrator.domain.policies import Policies, ResubmitPolicy
 from orchestrator.domain.polling import PollPolicy
 from orchestrator.domain.wanted import ExportSpec, FixedRange, LastDays, OpenEnded, Period
 from orchestrator.errors import ConfigError, InvalidInput
+from orchestrator.twilio.credentials import ACCOUNT_SID, API_KEY_SID, Credentials
+from orchestrator.twilio.settings import DEFAULT_BASE_URL, check_base_url
 
 DEFAULT_STATE_DIRECTORY = Path("/var/lib/orchestrator")
-DEFAULT_BASE_URL = "https://bulkexports.twilio.com"
-DEFAULT_PATH_TEMPLATE = "{resource_type}/{yyyy}/{mm}/{day}.json.gz"
+# The policies' own defaults: the sections below map keys onto them without restating one.
+_POLL = PollPolicy()
+_PLAN = PlanLimits()
+_RESUBMIT = ResubmitPolicy()
+_CLEANUP = CleanupPolicy()
 # A secret file larger than this is not a token file (and we never read a huge file into memory).
 _MAX_SECRET_FILE_BYTES = 4096
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -80,6 +91,12 @@ class _KeyedError(ValueError):
         self.key = key
         self.message = message
         super().__init__(message)
+
+    @classmethod
+    def of(cls, error: InvalidInput, keys: Mapping[str, str] | None = None) -> _KeyedError:
+        """A policy's ``InvalidInput``, under the key its field maps to (``keys``, else itself)."""
+        key = (keys or {}).get(error.field, error.field)
+        return cls(key, str(error).removeprefix(f"{error.field}: "))
 
 
 # ---------------------------------------------------------------------------
@@ -123,9 +140,7 @@ def _to_resource_type(raw: object) -> ResourceType:
         raise ValueError(str(exc).removeprefix(f"{exc.field}: ")) from None
 
 
-def _sid_checker(kind: str) -> Any:
-    pattern = re.compile(rf"^{kind}[0-9a-fA-F]{{32}}$")
-
+def _sid_checker(kind: str, pattern: re.Pattern[str]) -> Any:
     def check(value: str) -> str:
         # Never echo the value: a secret pasted into the wrong key must not reach a log.
         if not pattern.fullmatch(value):
@@ -171,10 +186,10 @@ class _Frozen(BaseModel):
 class TwilioSettings(_Frozen):
     """[twilio]: the account, where its secret comes from, and how hard to use the API."""
 
-    account_sid: Annotated[StrictStr, AfterValidator(_sid_checker("AC"))]
+    account_sid: Annotated[StrictStr, AfterValidator(_sid_checker("AC", ACCOUNT_SID))]
     auth_token_env: EnvName | None = None
     auth_token_file: FileName | None = None
-    api_key_sid: Annotated[StrictStr, AfterValidator(_sid_checker("SK"))] | None = None
+    api_key_sid: Annotated[StrictStr, AfterValidator(_sid_checker("SK", API_KEY_SID))] | None = None
     api_key_secret_env: EnvName | None = None
     api_key_secret_file: FileName | None = None
     base_url: StrictStr = DEFAULT_BASE_URL
@@ -185,15 +200,11 @@ class TwilioSettings(_Frozen):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        # Never echo the value: it may hold credentials.
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not contain credentials (user:password@)")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL like https://bulkexports.twilio.com")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or fragment")
-        return value.rstrip("/")
+        # The client's own check (twilio/ owns it); it never echoes the value.
+        try:
+            return check_base_url(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc).removeprefix(f"{exc.field}: ")) from None
 
     @model_validator(mode="after")
     def _one_auth_method(self) -> TwilioSettings:
@@ -255,12 +266,12 @@ class JobsSettings(_Frozen):
     """[jobs]: how jobs are named and how many Twilio may be asked for."""
 
     name_prefix: StrictStr
-    max_days_per_job: Annotated[StrictInt, Field(ge=1, le=366)] = 31
-    max_live_jobs: Annotated[StrictInt, Field(ge=1)] = 10
-    max_resubmits: Annotated[StrictInt, Field(ge=0)] = 3
-    resubmit_delay: Duration = dt.timedelta(minutes=15)
-    daily_day_budget: Annotated[StrictInt, Field(ge=1)] = 366
-    stale_after: PositiveDuration = dt.timedelta(hours=24)
+    max_days_per_job: Annotated[StrictInt, Field(ge=1, le=366)] = _PLAN.max_days_per_job
+    max_live_jobs: Annotated[StrictInt, Field(ge=1)] = _PLAN.max_live_jobs
+    max_resubmits: Annotated[StrictInt, Field(ge=0)] = _RESUBMIT.max_resubmits
+    resubmit_delay: Duration = _RESUBMIT.delay
+    daily_day_budget: Annotated[StrictInt, Field(ge=1)] = _PLAN.daily_day_budget
+    stale_after: PositiveDuration = _CLEANUP.stale_after
 
     @field_validator("name_prefix")
     @classmethod
@@ -272,23 +283,53 @@ class JobsSettings(_Frozen):
             )
         return value
 
+    @model_validator(mode="after")
+    def _policies_accept(self) -> JobsSettings:
+        # The policies validate their own values; their field names are this section's keys.
+        try:
+            self.plan_limits()
+            self.resubmit_policy()
+        except InvalidInput as exc:
+            raise _KeyedError.of(exc) from None
+        return self
+
+    def plan_limits(self) -> PlanLimits:
+        return PlanLimits(
+            max_days_per_job=self.max_days_per_job,
+            max_live_jobs=self.max_live_jobs,
+            daily_day_budget=self.daily_day_budget,
+        )
+
+    def resubmit_policy(self) -> ResubmitPolicy:
+        return ResubmitPolicy(max_resubmits=self.max_resubmits, delay=self.resubmit_delay)
+
 
 class PollingSettings(_Frozen):
     """[polling]: backoff between polls of one job."""
 
-    initial_delay: PositiveDuration = dt.timedelta(seconds=30)
-    max_delay: PositiveDuration = dt.timedelta(minutes=30)
-    multiplier: Annotated[float, Field(strict=True, ge=1)] = 2.0
-    jitter: Annotated[float, Field(strict=True, ge=0, lt=1)] = 0.1
-    max_eta_wait: PositiveDuration = dt.timedelta(hours=6)
+    initial_delay: PositiveDuration = _POLL.initial
+    max_delay: PositiveDuration = _POLL.max
+    multiplier: Annotated[float, Field(strict=True, ge=1)] = _POLL.multiplier
+    jitter: Annotated[float, Field(strict=True, ge=0, lt=1)] = _POLL.jitter
+    max_eta_wait: PositiveDuration = _POLL.max_eta_wait
 
     @model_validator(mode="after")
     def _ordered(self) -> PollingSettings:
-        if self.initial_delay > self.max_delay:
-            raise _KeyedError("max_delay", "must not be shorter than initial_delay")
-        if self.max_eta_wait < self.initial_delay:
-            raise _KeyedError("max_eta_wait", "must not be shorter than initial_delay")
+        # PollPolicy owns the rules between the values (max_delay >= initial_delay, ...).
+        try:
+            self.poll_policy()
+        except InvalidInput as exc:
+            raise _KeyedError.of(exc) from None
         return self
+
+    def poll_policy(self) -> PollPolicy:
+        return PollPolicy(
+            initial=self.initial_delay,
+            max=self.max_delay,
+            multiplier=self.multiplier,
+            jitter=self.jitter,
+            max_eta_wait=self.max_eta_wait,
+        )
 
 
 class CleanupSettings(_Frozen):
@@ -297,8 +338,8 @@ class CleanupSettings(_Frozen):
     interval: PositiveDuration = dt.timedelta(minutes=10)
     # Looking for orphans means listing every job on Twilio: at start-up, then this often.
     orphan_interval: PositiveDuration = dt.timedelta(hours=6)
-    delete_finished_jobs: StrictBool = True
-    delete_orphans: StrictBool = True
+    delete_finished_jobs: StrictBool = _CLEANUP.delete_finished
+    delete_orphans: StrictBool = _CLEANUP.delete_orphans
 
 
 class ArchiveSettings(_Frozen):
@@ -329,6 +370,14 @@ class ArchiveSettings(_Frozen):
         if path.is_absolute() or ".." in path.parts:
             raise ValueError("must be a relative path inside the archive directory")
         return value
+
+    def destination(self) -> ArchiveDestination:
+        """What the archive pass needs of this section."""
+        return ArchiveDestination(
+            directory=self.directory,
+            path_template=self.path_template,
+            max_concurrent_downloads=self.max_concurrent_downloads,
+        )
 
 
 class LoggingSettings(_Frozen):
@@ -465,49 +514,56 @@ class ConfigFile(_Frozen):
         return self
 
 
-class Credentials(_Frozen):
-    """The resolved basic-auth pair for the Bulk Exports API."""
-
-    method: Literal["auth_token", "api_key"]
-    # The account SID (auth token) or the API key SID: not secret.
-    username: str
-    password: SecretStr
-    # Where the secret came from, for diagnostics: "environment variable X" or "file /p".
-    origin: str
-
-
 class Settings(ConfigFile):
-    """The whole validated configuration, secrets resolved. Build it with ``load_settings``."""
+    """The whole validated configuration, secrets resolved. Build it with ``load_settings``.
+
+    ``policies`` is built once, when the settings are (at load and at reload), and is what
+    workflows are given; ``credentials`` is the client's own ``Credentials`` value.
+    """
+
+    # Credentials is a plain class (twilio/ owns it); pydantic only checks its type.
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     source: str
     credentials: Credentials
+    _policies: Policies = PrivateAttr()
+    _export_specs: tuple[ExportSpec, ...] = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._export_specs = tuple(export.to_spec() for export in self.exports)
+        self._policies = Policies(
+            poll=self.polling.poll_policy(),
+            plan=self.jobs.plan_limits(),
+            cleanup=CleanupPolicy(
+                stale_after=self.jobs.stale_after,
+                delete_finished=self.cleanup.delete_finished_jobs,
+                delete_orphans=self.cleanup.delete_orphans,
+                archive_enabled=self.archive is not None,
+            ),
+            resubmit=self.jobs.resubmit_policy(),
+            archive_retry=RetryPolicy(),
+        )
+
+    @property
+    def policies(self) -> Policies:
+        """Every policy of this configuration, as one frozen value."""
+        return self._policies
 
     def export_specs(self) -> tuple[ExportSpec, ...]:
-        return tuple(export.to_spec() for export in self.exports)
+        return self._export_specs
+
+    def archive_destination(self) -> ArchiveDestination | None:
+        """Where day files go; None when archiving is off."""
+        return self.archive.destination() if self.archive is not None else None
 
     def plan_limits(self) -> PlanLimits:
-        return PlanLimits(
-            max_days_per_job=self.jobs.max_days_per_job,
-            max_live_jobs=self.jobs.max_live_jobs,
-            daily_day_budget=self.jobs.daily_day_budget,
-        )
+        return self._policies.plan
 
     def poll_policy(self) -> PollPolicy:
-        return PollPolicy(
-            initial=self.polling.initial_delay,
-            max=self.polling.max_delay,
-            multiplier=self.polling.multiplier,
-            jitter=self.polling.jitter,
-            max_eta_wait=self.polling.max_eta_wait,
-        )
+        return self.polling.poll_policy()
 
     def cleanup_policy(self) -> CleanupPolicy:
-        return CleanupPolicy(
-            stale_after=self.jobs.stale_after,
-            delete_finished=self.cleanup.delete_finished_jobs,
-            delete_orphans=self.cleanup.delete_orphans,
-            archive_enabled=self.archive is not None,
-        )
+        return self._policies.cleanup
 
 
 # ---------------------------------------------------------------------------
@@ -540,14 +596,15 @@ def _read_secret(
     *,
     environ: Mapping[str, str],
     base_dir: Path,
-) -> tuple[SecretStr, str]:
+) -> tuple[str, str, str]:
+    """(secret, where it came from, the key that named it)."""
     if env_name is not None:
         value = environ.get(env_name)
         if value is None:
             raise _KeyedError(env_key, f"environment variable {env_name} is not set")
         if not value.strip():
             raise _KeyedError(env_key, f"environment variable {env_name} is empty")
-        return SecretStr(value.strip()), f"environment variable {env_name}"
+        return value.strip(), f"environment variable {env_name}", env_key
     assert file_name is not None  # TwilioSettings checked one of the two is given
     path = secret_file_path(file_name, environ=environ, base_dir=base_dir)
     try:
@@ -565,7 +622,7 @@ def _read_secret(
         raise _KeyedError(file_key, f"{path} is empty")
     if any(ch.isspace() for ch in value):
         raise _KeyedError(file_key, f"{path} must hold the secret alone on one line")
-    return SecretStr(value), f"file {path}"
+    return value, f"file {path}", file_key
 
 
 def _resolve_credentials(
@@ -573,7 +630,7 @@ def _resolve_credentials(
 ) -> Credentials:
     """Read the secret the [twilio] section points to. Raises ``_KeyedError`` (key in [twilio])."""
     if twilio.api_key_sid is not None:
-        secret, origin = _read_secret(
+        secret, origin, key = _read_secret(
             "api_key_secret_env",
             twilio.api_key_secret_env,
             "api_key_secret_file",
@@ -581,10 +638,13 @@ def _resolve_credentials(
             environ=environ,
             base_dir=base_dir,
         )
-        return Credentials(
-            method="api_key", username=twilio.api_key_sid, password=secret, origin=origin
-        )
-    secret, origin = _read_secret(
+        try:
+            return Credentials.from_api_key(
+                twilio.account_sid, twilio.api_key_sid, secret, origin=origin
+            )
+        except InvalidInput as exc:
+            raise _KeyedError.of(exc, {exc.field: key}) from None
+    secret, origin, key = _read_secret(
         "auth_token_env",
         twilio.auth_token_env,
         "auth_token_file",
@@ -592,9 +652,10 @@ def _resolve_credentials(
         environ=environ,
         base_dir=base_dir,
     )
-    return Credentials(
-        method="auth_token", username=twilio.account_sid, password=secret, origin=origin
-    )
+    try:
+        return Credentials.from_auth_token(twilio.account_sid, secret, origin=origin)
+    except InvalidInput as exc:
+        raise _KeyedError.of(exc, {exc.field: key}) from None
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

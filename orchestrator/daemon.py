@@ -20,120 +20,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 import aiohttp
 
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.config import Settings, load_settings, redaction_secrets
+from orchestrator.config import Settings, load_settings
 from orchestrator.errors import ConfigError
 from orchestrator.logs import SecretRedactor, configure_logging, detect_format, get_logger
 from orchestrator.scheduling import Ticker
-from orchestrator.store.engine import create_engine
-from orchestrator.store.migration import upgrade_to_head
 from orchestrator.store.repository import Store
 from orchestrator.systemd import Notifier, run_watchdog, watchdog_interval
-from orchestrator.twilio import BulkExportsClient, ClientSettings, Credentials, new_http_session
-from orchestrator.workflows.archive import archive_due_days
+from orchestrator.twilio import new_http_session
+from orchestrator.wiring import (
+    PASSES,
+    all_secrets,
+    client_settings,
+    make_client,
+    open_settings_store,
+    open_workflow_context,
+    pass_spec,
+    run_cycle,
+    workflow_context,
+)
 from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.context import ApiHealth, WorkflowContext
-from orchestrator.workflows.poll import poll_due_jobs
-from orchestrator.workflows.submit import adopt_submitting_jobs, submit_planned_jobs
-from orchestrator.workflows.wanted import all_wanted_days_final, record_wanted_days
+from orchestrator.workflows.wanted import record_wanted_days
+
+# Re-exported: they lived here before orchestrator.wiring.
+__all__ = ["Daemon", "all_secrets", "open_workflow_context", "run_cycle"]
 
 log = get_logger(__name__)
 
 # SIGTERM must finish well inside systemd's TimeoutStopSec (30 s in the shipped unit).
 DRAIN_SECONDS = 8.0
-# Simulated-time cadence of the passes that are not driven by a stored due time.
-WANTED_EVERY = dt.timedelta(hours=1)
-SUBMIT_EVERY = dt.timedelta(minutes=1)
-ARCHIVE_EVERY = dt.timedelta(minutes=1)
-# Real-time bounds on any pass interval: never spin, never sleep through a due poll for long.
+# Real-time lower bound on any pass interval: never spin.
 MIN_REAL_INTERVAL = 0.05
-MAX_POLL_REAL_INTERVAL = 15.0
-
-
-def client_settings(settings: Settings) -> ClientSettings:
-    return ClientSettings(
-        base_url=settings.twilio.base_url,
-        requests_per_second=settings.twilio.requests_per_second,
-        max_concurrent_requests=settings.twilio.max_concurrent_requests,
-        request_timeout=settings.twilio.request_timeout.total_seconds(),
-        download_read_timeout=(
-            settings.archive.download_read_timeout.total_seconds() if settings.archive else 60.0
-        ),
-        max_concurrent_downloads=(
-            settings.archive.max_concurrent_downloads if settings.archive else 2
-        ),
-    )
-
-
-def client_credentials(settings: Settings) -> Credentials:
-    secret = settings.credentials.password.get_secret_value()
-    if settings.credentials.method == "api_key":
-        return Credentials.from_api_key(
-            settings.twilio.account_sid, settings.credentials.username, secret
-        )
-    return Credentials.from_auth_token(settings.twilio.account_sid, secret)
-
-
-def all_secrets(settings: Settings) -> list[str]:
-    """Every form a secret may take in a log line (the raw value and its Basic encoding)."""
-    return [*redaction_secrets(settings), *client_credentials(settings).secret_values()]
-
-
-@contextlib.asynccontextmanager
-async def open_workflow_context(
-    settings: Settings, *, clock: Clock, rand: Callable[[], float]
-) -> AsyncIterator[WorkflowContext]:
-    """A context on its own: the store (migrated) and a client for ``settings``, closed after.
-
-    For driving the passes outside ``orchestrator run`` (``run_cycle``: the end-to-end tests,
-    the benchmarks). The daemon wires its own, since a reload replaces the client.
-    """
-    if settings.state.database_url.get_secret_value().startswith("sqlite"):
-        settings.state.directory.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.state.database_url.get_secret_value())
-    try:
-        await upgrade_to_head(engine)
-        async with new_http_session(client_settings(settings)) as session:
-            client = BulkExportsClient(
-                client_credentials(settings),
-                session=session,
-                settings=client_settings(settings),
-                clock=clock,
-            )
-            try:
-                yield WorkflowContext(
-                    store=Store(engine, settings.twilio.account_sid),
-                    client=client,
-                    clock=clock,
-                    settings=settings,
-                    health=ApiHealth(),
-                    random=rand,
-                )
-            finally:
-                await client.aclose()
-    finally:
-        await engine.dispose()
-
-
-async def run_cycle(ctx: WorkflowContext) -> None:
-    """Every pass once, in order: the burst mode tests and ``--exit-when-done`` build on."""
-    await record_wanted_days(ctx)
-    await adopt_submitting_jobs(ctx)
-    await submit_planned_jobs(ctx)
-    await poll_due_jobs(ctx)
-    # Before cleanup, so a job can be deleted in the same cycle its files are stored.
-    await archive_due_days(ctx)
-    await clean_up(ctx, sweep_orphans=True)
 
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -167,6 +94,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._ctx: WorkflowContext | None = None
+        self._settings: Settings | None = None
+        # Set once the first wanted pass has recorded its days: before that an empty days table
+        # would read as "every wanted day is final" to --exit-when-done.
+        self._wanted_recorded = False
         self._session: aiohttp.ClientSession | None = None
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
@@ -194,25 +125,19 @@ class Daemon:
     async def _start_and_serve(self) -> int:
         settings = load_settings(self.config_path, environ=self.environ)
         self._configure_logs(settings)
-        if settings.state.database_url.get_secret_value().startswith("sqlite"):
-            settings.state.directory.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.state.database_url.get_secret_value())
-        try:
-            await upgrade_to_head(engine)
+        async with open_settings_store(settings, migrate=True) as store:
             log.info("daemon.migrated")
             async with new_http_session(client_settings(settings)) as session:
                 self._session = session
-                store = Store(engine, settings.twilio.account_sid)
+                self._settings = settings
                 self._ctx = self._context(settings, store)
                 await self._serve()
-        finally:
-            await engine.dispose()
         return self._exit_code
 
     async def _serve(self) -> None:
-        ctx = self._require_ctx()
         ticker = Ticker()
-        self._schedule(ticker, ctx.settings)
+        settings = self._require_settings()
+        self._schedule(ticker, settings)
         loop = asyncio.get_running_loop()
         watchdog: asyncio.Task[None] | None = None
         interval = watchdog_interval(self.environ)
@@ -221,9 +146,9 @@ class Daemon:
         ticker.start()
         log.info(
             "daemon.started",
-            exports=len(ctx.settings.exports),
-            prefix=ctx.settings.jobs.name_prefix,
-            archive=ctx.settings.archive is not None,
+            exports=len(settings.exports),
+            prefix=settings.jobs.name_prefix,
+            archive=settings.archive is not None,
             exit_when_done=self.exit_when_done,
         )
         self.notifier.ready(status="running")
@@ -270,18 +195,18 @@ class Daemon:
     # ------------------------------------------------------------------ passes
 
     def _schedule(self, ticker: Ticker, settings: Settings) -> None:
-        def real(delta: dt.timedelta, upper: float | None = None) -> float:
-            seconds = max(MIN_REAL_INTERVAL, self.clock.real_seconds(delta))
-            return min(seconds, upper) if upper is not None else seconds
-
-        poll_every = real(settings.polling.initial_delay / 2, MAX_POLL_REAL_INTERVAL)
-        ticker.every("wanted", real(WANTED_EVERY), self._pass(record_wanted_days))
-        ticker.every("submit", real(SUBMIT_EVERY), self._submit_pass, first_in=0.0)
-        ticker.every("poll", poll_every, self._poll_pass, first_in=poll_every / 2)
-        # Always scheduled: a no-op without [archive], and a reload may turn archiving on.
-        ticker.every("archive", real(ARCHIVE_EVERY), self._pass(archive_due_days), first_in=1.0)
-        ticker.every("cleanup", real(settings.cleanup.interval), self._pass(clean_up))
-        ticker.every("orphans", real(settings.cleanup.orphan_interval), self._orphan_pass)
+        """Every pass of ``wiring.PASSES`` on its cadence, in real seconds of this clock."""
+        for spec in PASSES:
+            every = max(MIN_REAL_INTERVAL, self.clock.real_seconds(spec.every(settings)))
+            if spec.max_real_interval is not None:
+                every = min(every, spec.max_real_interval)
+            own: dict[str, Callable[[], Awaitable[None]]] = {
+                "poll": self._poll_pass,
+                "wanted": self._wanted_pass,
+            }
+            run = own.get(spec.name) or self._pass(spec.run)
+            first_in = every * spec.first_in + spec.first_delay_seconds
+            ticker.every(spec.name, every, run, first_in=first_in)
 
     def _pass(
         self, workflow: Callable[[WorkflowContext], Awaitable[object]]
@@ -291,19 +216,17 @@ class Daemon:
 
         return run
 
-    async def _orphan_pass(self) -> None:
-        await clean_up(self._require_ctx(), sweep_orphans=True)
-
-    async def _submit_pass(self) -> None:
-        ctx = self._require_ctx()
-        await adopt_submitting_jobs(ctx)
-        await submit_planned_jobs(ctx)
+    async def _wanted_pass(self) -> None:
+        await pass_spec("wanted").run(self._require_ctx())
+        self._wanted_recorded = True
 
     async def _poll_pass(self) -> None:
         ctx = self._require_ctx()
-        await poll_due_jobs(ctx)
-        if self.exit_when_done and await all_wanted_days_final(
-            ctx, require_archived=ctx.settings.archive is not None
+        await pass_spec("poll").run(ctx)
+        if (
+            self.exit_when_done
+            and self._wanted_recorded
+            and await ctx.store.all_wanted_final(require_archived=ctx.archive is not None)
         ):
             # Tidy up what is finished before leaving: a one-shot backfill leaves no jobs.
             await clean_up(ctx)
@@ -316,17 +239,18 @@ class Daemon:
         """Load the config again; keep the old one, whole, if the new one is bad."""
         self.notifier.reloading()
         old = self._require_ctx()
+        old_settings = self._require_settings()
         try:
             settings = load_settings(self.config_path, environ=self.environ)
         except ConfigError as error:
-            log.error("config.reload_failed", error=str(error), kept=str(old.settings.source))
+            log.error("config.reload_failed", error=str(error), kept=str(old_settings.source))
             self.notifier.ready(status="running (reload failed: old config kept)")
             return
-        if settings.state.database_url != old.settings.state.database_url:
+        if settings.state.database_url != old_settings.state.database_url:
             log.error(
                 "config.reload_failed",
                 error="state.database_url changed: restart the daemon to switch databases",
-                kept=str(old.settings.source),
+                kept=str(old_settings.source),
             )
             self.notifier.ready(status="running (reload failed: old config kept)")
             return
@@ -335,6 +259,7 @@ class Daemon:
         # still call Twilio through it (closing it failed that pass mid-way). It owns nothing
         # to release (the daemon owns the shared session), so it simply goes out of use.
         self.health = ApiHealth(on_change=self._report_health)
+        self._settings = settings
         self._ctx = self._context(settings, old.store)
         old.health.retire()
         if old.health.auth_failure is not None:
@@ -348,19 +273,13 @@ class Daemon:
 
     def _context(self, settings: Settings, store: Store) -> WorkflowContext:
         assert self._session is not None
-        client = BulkExportsClient(
-            client_credentials(settings),
-            session=self._session,
-            settings=client_settings(settings),
-            clock=self.clock,
-        )
-        return WorkflowContext(
+        return workflow_context(
+            settings,
             store=store,
-            client=client,
+            client=make_client(settings, session=self._session, clock=self.clock),
             clock=self.clock,
-            settings=settings,
             health=self.health,
-            random=self.rand,
+            rand=self.rand,
         )
 
     def _configure_logs(self, settings: Settings) -> None:
@@ -381,3 +300,7 @@ class Daemon:
     def _require_ctx(self) -> WorkflowContext:
         assert self._ctx is not None, "the daemon is not running"
         return self._ctx
+
+    def _require_settings(self) -> Settings:
+        assert self._settings is not None, "the daemon is not running"
+        return self._settings

@@ -42,7 +42,7 @@ from orchestrator.domain.model import (
 from orchestrator.logs import SecretRedactor, configure_logging, get_logger
 from orchestrator.report import print_status_table
 from orchestrator.simulator import FaultSettings, SimulatorSettings, running_simulator
-from orchestrator.store.engine import create_engine
+from orchestrator.store.open import open_store
 from orchestrator.store.repository import Store
 
 log = get_logger(__name__)
@@ -459,9 +459,12 @@ async def _run_daemon(
     if task.done():
         # It failed to start: raise its error.
         return task.result(), [], []
-    engine = create_engine(settings.state.database_url.get_secret_value())
-    try:
-        store = Store(engine, settings.twilio.account_sid)
+    async with open_store(
+        settings.state.database_url.get_secret_value(),
+        settings.twilio.account_sid,
+        # The daemon migrated it before it said it started.
+        migrate=False,
+    ) as store:
         follower = asyncio.create_task(follow(store, clock, output, every))
         try:
             remaining = max(0.0, deadline - time.monotonic())
@@ -480,8 +483,6 @@ async def _run_daemon(
         if output.live:
             output.show(progress_line(await snapshot(store, clock.now()), output.tally))
         return code, await store.list_days(), await store.list_jobs()
-    finally:
-        await engine.dispose()
 
 
 def _report(

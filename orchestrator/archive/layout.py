@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from orchestrator.domain.model import ResourceType, parse_day
@@ -22,6 +23,15 @@ DEFAULT_TEMPLATE = "{resource_type}/{yyyy}/{mm}/{day}.json.gz"
 PLACEHOLDERS = frozenset({"resource_type", "yyyy", "mm", "dd", "day"})
 # A temporary file is named ".<final name>.part-<random>" in the final file's directory.
 PART_MARKER = ".part-"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveDestination:
+    """Where the archive pass keeps day files and how many it fetches at once."""
+
+    directory: Path
+    path_template: str = DEFAULT_TEMPLATE
+    max_concurrent_downloads: int = 2
 
 
 def check_template(template: str) -> str:

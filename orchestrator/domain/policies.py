@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.cleanup import CleanupPolicy
 from orchestrator.domain.plan import PlanLimits
-from orchestrator.domain.polling import PollPolicy
+from orchestrator.domain.polling import PollPolicy, PollStrategy
 from orchestrator.errors import InvalidInput
 
 
@@ -37,7 +37,8 @@ class ResubmitPolicy:
 class Policies:
     """The policies of one loaded configuration."""
 
-    poll: PollPolicy = field(default_factory=PollPolicy)
+    # The daemon's is a PollPolicy; the benchmarks compare other strategies through this.
+    poll: PollStrategy = field(default_factory=PollPolicy)
     plan: PlanLimits = field(default_factory=PlanLimits)
     cleanup: CleanupPolicy = field(default_factory=CleanupPolicy)
     resubmit: ResubmitPolicy = field(default_factory=ResubmitPolicy)

@@ -1,11 +1,39 @@
 """The durable state of the daemon: SQLAlchemy tables, engine set-up, migrations, the repository.
 
-All SQL of the project lives in this package. Build an engine with ``create_engine(url)``, bring
-the schema up with ``await upgrade_to_head(engine)``, then use one ``Store(engine, account_sid)``.
+All SQL of the project lives in this package. Open a store with
+``async with open_store(url, account_sid, migrate=True) as store`` (``store.open``): it builds
+the engine, brings the schema up (``upgrade_to_head``) and disposes the engine after.
+
+Names are imported on first use: reading the store never loads Alembic (``migration``).
 """
 
-from orchestrator.store.engine import create_engine
-from orchestrator.store.migration import migrate, upgrade_to_head
-from orchestrator.store.repository import Store
+from __future__ import annotations
 
-__all__ = ["Store", "create_engine", "migrate", "upgrade_to_head"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.store.engine import create_engine
+    from orchestrator.store.migration import migrate, upgrade_to_head
+    from orchestrator.store.open import open_store
+    from orchestrator.store.repository import Store
+
+_LAZY = {
+    "Store": "orchestrator.store.repository",
+    "create_engine": "orchestrator.store.engine",
+    "migrate": "orchestrator.store.migration",
+    "open_store": "orchestrator.store.open",
+    "upgrade_to_head": "orchestrator.store.migration",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["Store", "create_engine", "migrate", "open_store", "upgrade_to_head"]

@@ -11,6 +11,8 @@ Everything dialect-specific in the store lives here, and nowhere else:
 - PostgreSQL (asyncpg), for teams running several instances: READ COMMITTED plus row locks
   (``SELECT ... FOR UPDATE``, omitted by SQLAlchemy on SQLite where the database lock serializes
   writers anyway) and conditional UPDATEs. ``schema=`` sets ``search_path`` on every connection.
+- ``prepare_location``: SQLite creates the database file but not its directory, so the directory
+  is made before the first connection (PostgreSQL: nothing to prepare).
 - ``insert_ignoring_conflicts``: INSERT ... ON CONFLICT DO NOTHING in each dialect's spelling.
 - ``is_in``: a batch of days as an IN list (SQLite) or one array parameter (PostgreSQL).
 - ``migration_connection``: on SQLite, migrations run with ``foreign_keys=OFF`` (a batch ALTER
@@ -23,11 +25,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -76,6 +78,17 @@ def create_engine(
     return create_async_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
+def prepare_location(url: str | URL) -> None:
+    """Make the directory of a SQLite database file (nothing for PostgreSQL or ``:memory:``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -121,8 +134,14 @@ def insert_ignoring_conflicts(
     engine: AsyncEngine | AsyncConnection, table: sa.Table, index_elements: list[str]
 ) -> sa.Insert:
     """INSERT INTO table ... ON CONFLICT (index_elements) DO NOTHING, in the engine's dialect."""
+    # Each dialect's module is imported when used: an operator command on SQLite never loads
+    # the PostgreSQL dialect (a tenth of a second of start-up).
     if is_sqlite(engine):
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    from sqlalchemy.dialects import postgresql
+
     return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
@@ -134,6 +153,8 @@ def is_in(
     """
     if is_sqlite(bind):
         return column.in_(values)
+    from sqlalchemy.dialects import postgresql
+
     return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
 
 
@@ -142,6 +163,8 @@ def in_parameter(sqlite: bool, column: sa.ColumnElement[T], name: str) -> sa.Col
     array parameter (PostgreSQL), bound to a list of values at each execution."""
     if sqlite:
         return column.in_(sa.bindparam(name, expanding=True))
+    from sqlalchemy.dialects import postgresql
+
     return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.errors import InvalidInput
 
+# The one owner of the default (the configuration imports it).
 DEFAULT_BASE_URL = "https://bulkexports.twilio.com"
 # The smaller of the documented PageSize maxima (Jobs: 1000, Days: 400).
 MAX_PAGE_SIZE = 400
@@ -45,17 +46,20 @@ def _positive_int(field: str, value: int) -> None:
 
 
 def check_base_url(raw: object, *, field: str = "base_url") -> str:
-    """An absolute http(s) URL without credentials, query or fragment; trailing '/' removed."""
-    if not isinstance(raw, str) or not raw:
+    """An absolute http(s) URL without credentials, query or fragment; trailing '/' removed.
+
+    The one check of a base URL (the configuration's ``twilio.base_url`` uses it too). The
+    value is never echoed: it may hold credentials.
+    """
+    if not isinstance(raw, str):
         raise InvalidInput(field, "must be a non-empty URL string")
     parts = urlsplit(raw)
     if parts.username is not None or parts.password is not None:
-        # Never echo the value: it holds credentials.
         raise InvalidInput(field, "must not contain credentials (user:password@)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(field, f"{raw!r} is not an absolute http(s) URL")
+        raise InvalidInput(field, f"must be an http(s) URL like {DEFAULT_BASE_URL}")
     if parts.query or parts.fragment:
-        raise InvalidInput(field, f"{raw!r} must not have a query or fragment")
+        raise InvalidInput(field, "must not have a query or fragment")
     return raw.rstrip("/")
 
 

@@ -27,9 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.archive.download import FileGone, download_day
-from orchestrator.archive.layout import archive_path
+from orchestrator.archive.layout import ArchiveDestination, archive_path
 from orchestrator.archive.writer import Opener, open_exclusive
-from orchestrator.config import ArchiveSettings
 from orchestrator.domain.archiving import (
     DEFAULT_RETRY_POLICY,
     ArchiveAttempts,
@@ -108,7 +107,7 @@ async def archive_due_days(
 ) -> ArchiveReport:
     """Download, verify and record the files of the days due; a no-op when archiving is off."""
     report = ArchiveReport()
-    settings = ctx.settings.archive
+    settings = ctx.archive
     if settings is None or not ctx.health.healthy:
         return report
     due = await ctx.store.days_due_for_archiving(limit, now=ctx.now())
@@ -181,7 +180,7 @@ def _created_on(entry: RemoteDay) -> dt.date | None:
 
 async def _archive_day(
     ctx: WorkflowContext,
-    settings: ArchiveSettings,
+    settings: ArchiveDestination,
     day: Day,
     expected_size: int | None,
     *,
@@ -289,7 +288,7 @@ async def _failed(
     if kind is FailureKind.WRITE:
         log.error(
             "archive.write_failed",
-            directory=str(ctx.settings.archive.directory) if ctx.settings.archive else None,
+            directory=str(ctx.archive.directory) if ctx.archive else None,
             action="free space or fix permissions; the day is retried later",
             **details,
         )

@@ -27,9 +27,9 @@ async def clean_up(ctx: WorkflowContext, *, sweep_orphans: bool = False) -> list
     """
     if not ctx.health.healthy:
         return []
-    prefix = ctx.settings.jobs.name_prefix
+    prefix = ctx.name_prefix
     remote: list[RemoteJob] = []
-    if sweep_orphans and ctx.settings.cleanup.delete_orphans:
+    if sweep_orphans and ctx.policies.cleanup.delete_orphans:
         listed = await _list_remote_jobs(ctx)
         if listed is None:
             return []
@@ -44,7 +44,7 @@ async def clean_up(ctx: WorkflowContext, *, sweep_orphans: bool = False) -> list
         days,
         remote,
         known_names=known_names,
-        policy=ctx.settings.cleanup_policy(),
+        policy=ctx.policies.cleanup,
         prefix=prefix,
         now=now,
     )
@@ -64,9 +64,7 @@ async def clean_up(ctx: WorkflowContext, *, sweep_orphans: bool = False) -> list
 async def _list_remote_jobs(ctx: WorkflowContext) -> list[RemoteJob] | None:
     """Every job on Twilio of the resource types we use; None when it could not be listed."""
     jobs = await ctx.store.list_jobs(states=_OPEN_STATES)
-    types = {job.resource_type for job in jobs} | {
-        spec.resource_type for spec in ctx.settings.export_specs()
-    }
+    types = {job.resource_type for job in jobs} | {spec.resource_type for spec in ctx.exports}
     remote: list[RemoteJob] = []
     for resource_type in sorted(types, key=list(ResourceType).index):
         try:

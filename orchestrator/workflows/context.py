@@ -1,4 +1,9 @@
-"""What every workflow is given: the store, the client, the clock, the settings, API health."""
+"""What every workflow is given: the store, the client, the clock, the policies, API health.
+
+Workflows never see the configuration file's shape: ``policies`` is the one frozen value of
+every policy (built at load and reload), and the few other values they need (the job name
+prefix, the exports, where archived files go) come alongside. ``orchestrator.wiring`` builds it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from orchestrator.archive.layout import ArchiveDestination
 from orchestrator.clock import Clock
-from orchestrator.config import Settings
 from orchestrator.domain.model import DayChange
-from orchestrator.domain.policies import Policies, ResubmitPolicy
+from orchestrator.domain.policies import Policies
 from orchestrator.domain.submit_hold import SubmitHold
+from orchestrator.domain.wanted import ExportSpec
 from orchestrator.errors import AuthenticationError
 from orchestrator.logs import get_logger
 from orchestrator.store.repository import Store
@@ -74,7 +80,12 @@ class WorkflowContext:
     store: Store
     client: BulkExportsClient
     clock: Clock
-    settings: Settings
+    policies: Policies
+    # Our jobs' friendly names start with it; cleanup never deletes a job without it.
+    name_prefix: str
+    exports: tuple[ExportSpec, ...]
+    # None: archiving is off.
+    archive: ArchiveDestination | None
     health: ApiHealth
     # A number in [0, 1) for poll jitter; injected so tests are reproducible.
     random: Callable[[], float]
@@ -82,19 +93,6 @@ class WorkflowContext:
 
     def now(self) -> dt.datetime:
         return self.clock.now()
-
-    @property
-    def policies(self) -> Policies:
-        # Bridge until the context carries its Policies (built once at load).
-        return Policies(
-            poll=self.settings.poll_policy(),
-            plan=self.settings.plan_limits(),
-            cleanup=self.settings.cleanup_policy(),
-            resubmit=ResubmitPolicy(
-                max_resubmits=self.settings.jobs.max_resubmits,
-                delay=self.settings.jobs.resubmit_delay,
-            ),
-        )
 
 
 def log_changes(changes: Iterable[DayChange]) -> None:

@@ -109,8 +109,8 @@ async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
         pending,
         live_jobs=len(live),
         requested_days_today=await ctx.store.requested_days_since(window_start),
-        limits=ctx.settings.plan_limits(),
-        prefix=ctx.settings.jobs.name_prefix,
+        limits=ctx.policies.plan,
+        prefix=ctx.name_prefix,
         now=now,
     )
     if not requests and pending:

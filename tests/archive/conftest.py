@@ -18,7 +18,6 @@ import stamina
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import load_settings
-from orchestrator.daemon import open_workflow_context
 from orchestrator.domain.model import (
     DayKey,
     DayStatus,
@@ -30,6 +29,7 @@ from orchestrator.domain.model import (
 from orchestrator.domain.policies import ResubmitPolicy
 from orchestrator.domain.settlement import settle_report
 from orchestrator.store.repository import Store
+from orchestrator.wiring import open_workflow_context
 from orchestrator.workflows.context import WorkflowContext
 
 TOKEN = "archive-test-token-8d1e"

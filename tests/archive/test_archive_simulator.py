@@ -8,10 +8,10 @@ import datetime as dt
 import structlog
 
 from orchestrator.clock import ManualClock
-from orchestrator.daemon import run_cycle
 from orchestrator.domain.model import DayKey, DayStatus, JobState, ObservedBy, ResourceType
 from orchestrator.simulator import FaultKind, FaultSettings, SimulatorSettings, running_simulator
 from orchestrator.simulator.files import file_spec, measure
+from orchestrator.wiring import run_cycle
 from orchestrator.workflows.archive import archive_due_days
 from orchestrator.workflows.verify_archive import verify_archive
 from tests.archive.conftest import ACCOUNT, PREFIX, START, TOKEN, Env, MakeEnv
@@ -177,8 +177,13 @@ async def test_a_file_removed_by_twilio_is_made_again_and_archived(make_env: Mak
     async with running_simulator(sim_settings(clock)) as sim:
         env = await make_env(sim.base_url, clock, exports=exports)
         # The archiver fell behind: the day completes while archiving does nothing.
+        policies = env.ctx.policies
         lagging = dataclasses.replace(
-            env.ctx, settings=env.ctx.settings.model_copy(update={"archive": None})
+            env.ctx,
+            archive=None,
+            policies=dataclasses.replace(
+                policies, cleanup=dataclasses.replace(policies.cleanup, archive_enabled=False)
+            ),
         )
         for _ in range(50):
             await run_cycle(lagging)

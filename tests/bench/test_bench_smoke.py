@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bench import idle_bench, poll_cost_bench, polling_bench, scale_bench, throughput_bench
+from bench import (
+    idle_bench,
+    poll_cost_bench,
+    polling_bench,
+    scale_bench,
+    startup_bench,
+    throughput_bench,
+)
 from bench.__main__ import main
 
 TINY = polling_bench.Workload(days_per_type=4, max_days_per_job=2)
@@ -78,3 +85,13 @@ def test_main_prints_a_table_and_writes_json(
     assert {"date", "commit", "python", "cpus"} <= set(document["machine"])
     printed = capsys.readouterr().out
     assert "3. Scale" in printed and "4. Idle" in printed
+
+
+def test_startup_bench_measures_three_commands_side_by_side() -> None:
+    """Bare interpreter, ``--help`` and ``status`` each run and get a CPU figure and a ratio."""
+    result = startup_bench.run(runs=1)
+    for name in ("bare", "help", "status"):
+        assert result[f"{name}_cpu_s"] > 0
+        assert len(result["samples"][name]) == 1
+    assert result["help_ratio"] == result["help_cpu_s"] / result["bare_cpu_s"]
+    assert isinstance(result["status_target_met"], bool)

@@ -15,7 +15,7 @@ import stamina
 
 from orchestrator.clock import ManualClock
 from orchestrator.config import load_settings
-from orchestrator.daemon import open_workflow_context, run_cycle
+from orchestrator.wiring import open_workflow_context, run_cycle
 from orchestrator.workflows.context import WorkflowContext
 
 TOKEN = "e2e-simulator-token-5f3a9c"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 
 import structlog
 
 from orchestrator.clock import ManualClock
-from orchestrator.daemon import run_cycle
 from orchestrator.domain.cleanup import CleanupReason
 from orchestrator.domain.model import (
     DayKey,
@@ -27,6 +27,7 @@ from orchestrator.simulator import (
     SimulatorSettings,
     running_simulator,
 )
+from orchestrator.wiring import run_cycle
 from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.poll import poll_due_jobs
 from orchestrator.workflows.submit import submit_planned_jobs
@@ -297,28 +298,34 @@ async def test_rejected_credentials_stop_all_calls_to_twilio(make_harness: MakeH
     assert all(d.job_id is None for d in days)
 
 
-async def test_a_poll_pass_can_take_another_next_poll_choice(make_harness: MakeHarness) -> None:
-    """``poll_due_jobs(next_poll=...)`` stores that choice, seeing the job and this poll's facts;
-    without it the daemon's own policy decides."""
+async def test_the_poll_strategy_of_the_policies_decides_every_next_poll(
+    make_harness: MakeHarness,
+) -> None:
+    """Another ``PollStrategy`` in the context's policies chooses the first poll after a submit
+    and every later one, seeing the job and this poll's facts."""
     clock = ManualClock(START)
+    seen: list[tuple[int, PollFacts]] = []
+
+    class InTwentySeconds:
+        def next_poll_at(
+            self, job: Job, facts: PollFacts, now: dt.datetime, rand: float
+        ) -> dt.datetime:
+            seen.append((job.id, facts))
+            return now + dt.timedelta(seconds=20)
+
     async with running_simulator(simulator(clock)) as sim:
         harness = await make_harness(sim.base_url, CONFIG, clock)
-        ctx = harness.ctx
+        ctx = dataclasses.replace(
+            harness.ctx, policies=dataclasses.replace(harness.ctx.policies, poll=InTwentySeconds())
+        )
         await record_wanted_days(ctx)
         await submit_planned_jobs(ctx)
         [job] = await ctx.store.list_jobs()
-        assert job.next_poll_at is not None
+        assert job.next_poll_at == clock.now() + dt.timedelta(seconds=20)
         clock.set(job.next_poll_at)  # the first poll: the job is still working
-        seen: list[int] = []
-
-        def in_seven_minutes(
-            polled: Job, facts: PollFacts, now: dt.datetime, rng: float
-        ) -> dt.datetime:
-            seen.append(polled.id)
-            assert facts.eta is not None and facts.submitted_at == job.submitted_at
-            return now + dt.timedelta(minutes=7)
-
-        assert await poll_due_jobs(ctx, next_poll=in_seven_minutes) == 1
+        assert await poll_due_jobs(ctx) == 1
         [polled] = await ctx.store.list_jobs()
-        assert seen == [job.id]
-        assert polled.next_poll_at == clock.now() + dt.timedelta(minutes=7)
+    assert [job_id for job_id, _ in seen] == [job.id, job.id]
+    facts = seen[1][1]
+    assert facts.eta is not None and facts.submitted_at == job.submitted_at
+    assert polled.next_poll_at == clock.now() + dt.timedelta(seconds=20)
