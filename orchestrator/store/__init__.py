@@ -9,8 +9,9 @@ Names are imported on first use: reading the store never loads Alembic (``migrat
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orchestrator.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from orchestrator.store.engine import create_engine
@@ -27,13 +28,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["Store", "create_engine", "migrate", "open_store", "upgrade_to_head"]

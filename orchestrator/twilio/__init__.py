@@ -14,9 +14,9 @@ command that never calls Twilio) can use the former without loading the HTTP sta
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from orchestrator.lazy import lazy_attributes
 from orchestrator.twilio.credentials import Credentials
 from orchestrator.twilio.settings import DEFAULT_BASE_URL, ClientSettings
 
@@ -47,14 +47,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "DEFAULT_BASE_URL",
