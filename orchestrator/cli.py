@@ -260,11 +260,19 @@ async def _status(args: argparse.Namespace) -> int:
     from orchestrator.clock import SystemClock
     from orchestrator.config import load_config_file
     from orchestrator.report import print_status_table
+    from orchestrator.store.snapshot import read_snapshot
 
     config = load_config_file(args.config)
-    async with _open_store(config) as store:
-        days = await store.list_days()
-        jobs = await store.list_jobs()
+    # The standard library's sqlite3 when it can: status then loads no SQLAlchemy.
+    snapshot = read_snapshot(
+        config.state.database_url.get_secret_value(), config.twilio.account_sid
+    )
+    if snapshot is not None:
+        days, jobs = snapshot.days, snapshot.jobs
+    else:
+        async with _open_store(config) as store:
+            days = await store.list_days()
+            jobs = await store.list_jobs()
     if args.json:
         _print_status_json(days, jobs, sys.stdout)
     else:

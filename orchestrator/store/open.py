@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.store.engine import create_engine, prepare_location, read_only
 from orchestrator.store.repository import Store
+from orchestrator.store.revision import SCHEMA_HEAD
 
-# The newest revision in migrations/versions (tests/store/test_open.py checks it).
-SCHEMA_HEAD = "0002"
+__all__ = ["SCHEMA_HEAD", "ensure_schema", "open_store", "stored_revision"]
 
 
 async def stored_revision(engine: AsyncEngine) -> str | None:

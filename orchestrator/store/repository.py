@@ -68,6 +68,8 @@ from orchestrator.store.engine import (
     is_sqlite,
     read_only,
 )
+from orchestrator.store.rows import day_from_row as _day
+from orchestrator.store.rows import job_from_row as _job
 from orchestrator.store.schema import (
     SUCCESS_STATUSES,
     days,
@@ -1179,55 +1181,6 @@ def _chunks_by_type(
     for resource_type, dates in by_type.items():
         for start in range(0, len(dates), _CHUNK):
             yield resource_type, dates[start : start + _CHUNK]
-
-
-def _job(row: _Row) -> Job:
-    return Job(
-        id=row.id,
-        friendly_name=row.friendly_name,
-        resource_type=row.resource_type,
-        start_day=row.start_day,
-        end_day=row.end_day,
-        state=row.state,
-        attempt=row.attempt,
-        created_at=row.created_at,
-        job_sid=row.job_sid,
-        submitted_at=row.submitted_at,
-        last_polled_at=row.last_polled_at,
-        next_poll_at=row.next_poll_at,
-        last_change_at=row.last_change_at,
-        finished_at=row.finished_at,
-        deleted_at=row.deleted_at,
-        poll_count=row.poll_count,
-        queue_position=row.queue_position,
-        eta=row.eta,
-        last_error=row.last_error,
-    )
-
-
-def _day(row: _Row) -> Day:
-    archive = None
-    if row.archived_at is not None:
-        archive = ArchiveFacts(
-            path=row.archive_path,
-            size=row.archive_size,
-            sha256=row.archive_sha256,
-            record_count=row.archive_record_count,
-            archived_at=row.archived_at,
-        )
-    return Day(
-        resource_type=row.resource_type,
-        day=row.day,
-        status=row.status,
-        first_wanted_at=row.first_wanted_at,
-        last_changed_at=row.last_changed_at,
-        job_id=row.job_id,
-        job_sid=row.holder_sid,
-        resubmits=row.resubmits,
-        attempts=row.attempts,
-        not_before=row.not_before,
-        archive=archive,
-    )
 
 
 def _describe(exc: sa.exc.SQLAlchemyError) -> str:
