@@ -4,6 +4,12 @@ Nothing else in the project writes SQL. Methods take domain values and return do
 (``Job``, ``Day``, ``DayChange``), never rows. Each write method is one transaction; each takes
 ``now`` from the caller (the clock is read in one place). A ``Store`` is bound to one account.
 
+The store decides nothing: what a poll, a delete or the end of a job writes is decided by a pure
+function of ``domain.settlement`` over the job and its days as locked here (``settle_job``), and
+the store writes the ``Settlement`` it returns; the archive retry count likewise
+(``domain.archiving``). Write transactions of one process queue in ``_write_slots`` (one at a
+time on SQLite) rather than on the database lock.
+
 Transactions
     Writes run in ``engine.begin()``: on SQLite that emits BEGIN IMMEDIATE (see ``engine``), so
     writers queue on the database lock and every read inside a write transaction sees the latest
@@ -21,14 +27,14 @@ One live job per day, enforced by the database
     row: PostgreSQL re-checks it after waiting for a concurrent claimer's row lock, SQLite
     serializes writers. So two claims of one day, from tasks, processes or two daemons, can never
     both succeed. A job's days are handed back (``job_id`` NULL) in the same transaction that ends
-    the job (``release_job``) or records their failure (``apply_day_statuses``), and a CHECK makes
-    an in-flight day without a job impossible. Friendly names are unique per account (a replayed
+    the job or records their failure (a settlement's releases), and a CHECK makes an in-flight
+    day without a job impossible. Friendly names are unique per account (a replayed
     claim of the same attempt conflicts) and job SIDs are unique.
 
 History
     ``transitions`` is append-only: only INSERTs here, and database triggers refuse UPDATE and
-    DELETE. Only real changes are written (``diff_day_statuses`` decides inside the transaction),
-    so applying the same details twice writes nothing the second time.
+    DELETE. Only real changes are written (the settlement holds only real changes, decided over
+    the locked rows), so applying the same details twice writes nothing the second time.
 """
 
 from __future__ import annotations
