@@ -48,7 +48,7 @@ async def test_demo_finishes_every_day_with_a_resubmit_and_a_stale_delete(tmp_pa
     stale = [e for e in events if e["event"] == "job.deleted" and e.get("reason") == "stale"]
     assert len(stale) == 1
     assert any(e.get("to_status") == "Failed" for e in events)
-    assert "export               type          Pending" in text
+    assert "export               type           days  by status" in text
     assert "messages-backfill    Messages" in text
     assert "every wanted day is final: 48 days" in text
     assert "stale jobs deleted: 1" in text
