@@ -99,6 +99,23 @@ _LOCK_JOB = (
     .where(jobs.c.id == sa.bindparam("job_id"), jobs.c.account_sid == sa.bindparam("account_sid"))
     .with_for_update()
 )
+# The job's row repeated beside each day it holds (none: the job alone, through _LOCK_JOB).
+_LOCK_JOB_WITH_DAYS = (
+    sa.select(
+        jobs,
+        days.c.day.label("held_day"),
+        days.c.status.label("held_status"),
+        days.c.resubmits.label("held_resubmits"),
+    )
+    .join(days, days.c.job_id == jobs.c.id)
+    .where(
+        jobs.c.id == sa.bindparam("job_id"),
+        jobs.c.account_sid == sa.bindparam("account_sid"),
+        days.c.account_sid == sa.bindparam("account_sid"),
+    )
+    .order_by(days.c.day)
+    .with_for_update()
+)
 _LOCK_HELD_DAYS = (
     sa.select(days.c.day, days.c.status, days.c.resubmits)
     .where(
@@ -390,11 +407,7 @@ class Store:
         row counts checked: a guard on top of the row locks.
         """
         async with self._write("settle job") as conn:
-            job = await self._lock_job(conn, job_id)
-            held = [
-                HeldDay(row.day, row.status, row.resubmits)
-                for row in await self._lock_held_days(conn, job_id)
-            ]
+            job, held = await self._lock_job_and_days(conn, job_id)
             settlement = decide(job, held)
             settled = settlement.job
             if (settled.id, settled.resource_type, settled.job_sid) != (
@@ -857,6 +870,18 @@ class Store:
         if row is None:
             raise StoreError(f"no job {job_id} for this account")
         return _job(row)
+
+    async def _lock_job_and_days(
+        self, conn: AsyncConnection, job_id: int
+    ) -> tuple[Job, list[HeldDay]]:
+        """The job and the days it holds, locked in that order, in one statement when it has
+        days (each statement is a round trip to the driver's thread on SQLite)."""
+        params = {"job_id": job_id, "account_sid": self.account_sid}
+        rows = (await conn.execute(_LOCK_JOB_WITH_DAYS, params)).all()
+        if not rows:
+            return await self._lock_job(conn, job_id), []
+        held = [HeldDay(row.held_day, row.held_status, row.held_resubmits) for row in rows]
+        return _job(rows[0]), held
 
     async def _lock_held_days(self, conn: AsyncConnection, job_id: int) -> Sequence[_Row]:
         params = {"job_id": job_id, "account_sid": self.account_sid}
