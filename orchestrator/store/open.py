@@ -23,7 +23,7 @@ from orchestrator.store.engine import create_engine, prepare_location, read_only
 from orchestrator.store.repository import Store
 
 # The newest revision in migrations/versions (tests/store/test_open.py checks it).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 async def stored_revision(engine: AsyncEngine) -> str | None:
