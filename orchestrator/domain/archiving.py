@@ -33,6 +33,7 @@ class FailureKind(enum.StrEnum):
     TRANSPORT = "transport"  # the download broke, stalled, or the host failed
     WRITE = "write"  # the disk is full or the directory is not writable
     GONE = "gone"  # Twilio no longer has the file
+    UNEXPECTED = "unexpected"  # an error of ours (a bug, the store): not retried in the pass
 
 
 class Next(enum.StrEnum):
@@ -108,8 +109,8 @@ def decide_failure(kind: FailureKind, attempt: int, policy: RetryPolicy) -> Next
     """After the ``attempt``-th attempt of this pass failed with ``kind``: what next."""
     if kind is FailureKind.GONE:
         return Next.MAKE_AGAIN
-    if kind is FailureKind.WRITE:
-        # The disk will not be emptier in a millisecond; other days carry on meanwhile.
+    if kind in (FailureKind.WRITE, FailureKind.UNEXPECTED):
+        # The disk will not be emptier in a millisecond, nor a bug fixed; other days carry on.
         return Next.LATER
     return Next.RETRY_NOW if attempt < policy.attempts_per_pass else Next.LATER
 

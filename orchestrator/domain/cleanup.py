@@ -8,11 +8,13 @@ an install with prefix ``orch`` away from the jobs of an install with prefix ``o
 Reasons, each decided from explicit inputs the caller loads from the store and the client:
 
 - RESUME: a delete decided earlier (job state DELETING) was never confirmed: send it again.
-- STALE: an active job with no day change for ``stale_after``: delete it. What its days become
-  once Twilio confirmed is ``settlement.end_job``'s rule (the days still in flight go back to
-  Pending; days the job lost were already released by the poll that saw it, counted against
-  the resubmit limit). A stale job with a successful day not yet archived waits for the
-  archive first.
+- STALE: an active job with no progress for ``stale_after``: no day changed and its queue
+  position did not fall (``last_progress``), so a job moving up a long queue is not stale;
+  judged at the first poll after the window closed (``is_stale``). Delete it. What its days
+  become once Twilio confirmed is ``settlement.end_job``'s rule (the days still in flight go
+  back to Pending; days the job lost were already released by the poll that saw it, counted
+  against the resubmit limit). A stale job with a successful day not yet
+  archived waits for the archive first.
 - FINISHED: every day of the job is final or lost by it, and each successful day is safe: its
   file archived when archiving is on (an empty day's file too).
 - ORPHAN: a job on Twilio with our name that the store never recorded.
@@ -106,8 +108,27 @@ def _is_safe(day: Day, archive_enabled: bool) -> bool:
     return False
 
 
-def _last_change(job: Job) -> dt.datetime:
-    return job.last_change_at or job.submitted_at or job.created_at
+def last_progress(job: Job) -> dt.datetime:
+    """The job's last sign of progress: a day change or a fall in its queue position.
+
+    ``last_progress_at`` is set by both (``settlement.settle_poll``); rows written before it
+    existed have only ``last_change_at``, so the later of the two counts.
+    """
+    marks = [m for m in (job.last_progress_at, job.last_change_at) if m is not None]
+    return max(marks) if marks else job.submitted_at or job.created_at
+
+
+def is_stale(job: Job, stale_after: dt.timedelta, now: dt.datetime) -> bool:
+    """No progress for ``stale_after``, as far as the daemon looked.
+
+    A job queued far back has a far ETA, and the poll strategy may not look at it for hours
+    (up to ``max_eta_wait``): what it did meanwhile is unknown, so it is judged at the first
+    poll after its window closed, not before. A job never polled is judged by time alone.
+    """
+    since = last_progress(job)
+    if now - since < stale_after:
+        return False
+    return job.last_polled_at is None or job.last_polled_at - since >= stale_after
 
 
 def _decide_job(
@@ -145,7 +166,7 @@ def _decide_job(
     )
     if (
         job.state is JobState.ACTIVE
-        and now - _last_change(job) >= policy.stale_after
+        and is_stale(job, policy.stale_after, now)
         and not unsafe_success
     ):
         return CleanupAction(

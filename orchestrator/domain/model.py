@@ -261,6 +261,14 @@ class Job:
     queue_position: int | None = None
     eta: dt.datetime | None = None
     last_error: str | None = None
+    # The last sign of progress: a day changed, or the job moved up Twilio's queue.
+    last_progress_at: dt.datetime | None = None
+    # When a create POST of this job got an unclear answer (it may exist on Twilio).
+    create_ambiguous_at: dt.datetime | None = None
+    # Looks for the job on Twilio's job list (by friendly name) that did not settle it.
+    lookups: int = 0
+    # A submitting job is looked for again on Twilio no earlier than this; None = at once.
+    next_lookup_at: dt.datetime | None = None
 
     @property
     def day_count(self) -> int:

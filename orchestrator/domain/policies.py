@@ -34,6 +34,35 @@ class ResubmitPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class AmbiguousCreatePolicy:
+    """How long a create with an unclear answer is looked for; how many one day may have."""
+
+    # Looks at Twilio's job list (the first one ``first_lookup_after`` after the create) before
+    # a job nobody can find is taken as never created.
+    lookups: int = 3
+    # The wait before the first look; each later wait doubles, up to ``max_lookup_after``.
+    first_lookup_after: dt.timedelta = dt.timedelta(minutes=1)
+    max_lookup_after: dt.timedelta = dt.timedelta(hours=1)
+    # Ambiguous creates including one day, per UTC day, before the day waits for the next one.
+    max_creates_per_day: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("lookups", "max_creates_per_day"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(name, f"{getattr(self, name)} is not at least 1")
+        if self.first_lookup_after <= dt.timedelta(0):
+            raise InvalidInput("first_lookup_after", "must be positive")
+        if self.max_lookup_after < self.first_lookup_after:
+            raise InvalidInput("max_lookup_after", "must not be below first_lookup_after")
+
+    def lookup_delay(self, looked: int) -> dt.timedelta:
+        """The wait after ``looked`` looks (0: the wait before the first one)."""
+        # In float seconds, capped before it becomes a timedelta: no overflow for any count.
+        seconds = self.first_lookup_after.total_seconds() * 2.0 ** min(max(looked, 0), 64)
+        return min(dt.timedelta(seconds=min(seconds, 1e9)), self.max_lookup_after)
+
+
+@dataclass(frozen=True, slots=True)
 class Policies:
     """The policies of one loaded configuration."""
 
@@ -43,3 +72,5 @@ class Policies:
     cleanup: CleanupPolicy = field(default_factory=CleanupPolicy)
     resubmit: ResubmitPolicy = field(default_factory=ResubmitPolicy)
     archive_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Creates with an unclear answer (``domain.ambiguous``).
+    ambiguous: AmbiguousCreatePolicy = field(default_factory=AmbiguousCreatePolicy)

@@ -13,6 +13,8 @@ so every rule is tested table-style (``tests/unit/test_settlement.py``).
   (observed by resubmit). An active job whose remaining days are all successes is finished.
 - ``settle_poll``: a fetched job: its report settled as above, plus the poll bookkeeping (polls
   since the last change, queue position, ETA) and the next poll time, from the poll strategy.
+  A day change or a fall in Twilio's queue position is progress (``last_progress_at``): a job
+  queued behind others is not stale while it moves up (``cleanup``).
 - ``settle_failed_poll``: a poll without a usable answer: bookkeeping only, the error kept.
 - ``start_deleting``: intent before effect, as for creates: the job is recorded as deleting
   before its DELETE is sent; it keeps its days, so none of them can be put in a new job while
@@ -150,6 +152,15 @@ def settle_report(
     return Settlement(job=settled, at=now, changes=tuple(changes), releases=releases)
 
 
+def moved_up(stored: int | None, reported: int | None) -> bool:
+    """Twilio's queue position fell since the last poll: the job is progressing.
+
+    Only two numbers compare: a position that appears or disappears (the field is nullable)
+    says nothing either way. A running job reports 0, so leaving the queue counts.
+    """
+    return stored is not None and reported is not None and reported < stored
+
+
 def settle_poll(
     job: Job,
     held: Sequence[HeldDay],
@@ -187,6 +198,8 @@ def settle_poll(
         queue_position=remote.job_queue_position,
         eta=remote.estimated_completion_time,
     )
+    if applied.changes or moved_up(job.queue_position, remote.job_queue_position):
+        settled = dataclasses.replace(settled, last_progress_at=now)
     if settled.state.is_live:
         settled = dataclasses.replace(
             settled, next_poll_at=poll.next_poll_at(job, facts, now, rand)

@@ -86,6 +86,10 @@ from orchestrator.store.schema import (
 # Rows are read by column name; Row's type parameters differ between SQLAlchemy 2.0 and 2.1.
 _Row = Any
 
+# A create's answer comes within this of writing its row (the client's timeouts are far
+# shorter); it bounds the scan of ``ambiguous_creates_since`` by the created_at index.
+_LONGEST_CREATE = dt.timedelta(hours=1)
+
 # Days per statement: big batches are few statements; below SQLite's 32,766 parameters.
 _CHUNK = 5000
 
@@ -137,6 +141,10 @@ _SETTLED_COLUMNS = (
     "queue_position",
     "eta",
     "last_error",
+    "last_progress_at",
+    "create_ambiguous_at",
+    "lookups",
+    "next_lookup_at",
 )
 _UPDATE_JOB = (
     sa.update(jobs)
@@ -362,6 +370,8 @@ class Store:
                     submitted_at=now,
                     next_poll_at=next_poll_at,
                     last_change_at=now,
+                    last_progress_at=now,
+                    next_lookup_at=None,
                 )
             )
             held = await self._lock_held_days(conn, job_id)
@@ -384,6 +394,14 @@ class Store:
     async def jobs_submitting(self) -> list[Job]:
         """Jobs whose create POST may or may not have reached Twilio (adopt them on start-up)."""
         return await self._jobs_where(jobs.c.state == JobState.SUBMITTING, order=jobs.c.id)
+
+    async def ambiguous_creates_since(self, since: dt.datetime) -> list[Job]:
+        """Jobs whose create got an unclear answer at or after ``since``, in any state."""
+        return await self._jobs_where(
+            jobs.c.created_at >= since - _LONGEST_CREATE,
+            jobs.c.create_ambiguous_at >= since,
+            order=jobs.c.id,
+        )
 
     # ------------------------------------------------------------------ polling
 
@@ -809,12 +827,17 @@ class Store:
         """Days requested from Twilio in jobs created at or after ``since`` (the daily budget).
 
         A job still submitting counts (its create may have reached Twilio); one lost without a
-        SID does not: Twilio refused it, or never received it, and charged no quota for it.
+        SID does not (Twilio refused it, or never received it, and charged no quota for it),
+        unless its create got an unclear answer: that one may be a real job on Twilio.
         """
         query = sa.select(sa.func.coalesce(sa.func.sum(jobs.c.day_count), 0)).where(
             jobs.c.account_sid == self.account_sid,
             jobs.c.created_at >= since,
-            sa.or_(jobs.c.job_sid.is_not(None), jobs.c.state != JobState.LOST),
+            sa.or_(
+                jobs.c.job_sid.is_not(None),
+                jobs.c.state != JobState.LOST,
+                jobs.c.create_ambiguous_at.is_not(None),
+            ),
         )
         async with self._read("requested days") as conn:
             return int((await conn.execute(query)).scalar_one())

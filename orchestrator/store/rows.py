@@ -32,6 +32,10 @@ def job_from_row(row: Any) -> Job:
         queue_position=row.queue_position,
         eta=row.eta,
         last_error=row.last_error,
+        last_progress_at=row.last_progress_at,
+        create_ambiguous_at=row.create_ambiguous_at,
+        lookups=row.lookups,
+        next_lookup_at=row.next_lookup_at,
     )
 
 

@@ -127,6 +127,13 @@ jobs = sa.Table(
     sa.Column("queue_position", sa.Integer, nullable=True),
     sa.Column("eta", UtcDateTime, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
+    # Revision 0003. The last day change or fall in Twilio's queue position (staleness); when a
+    # create's answer was unclear (counted against the daily budget even once lost); looks for
+    # a submitting job on Twilio's job list so far, and when to look next.
+    sa.Column("last_progress_at", UtcDateTime, nullable=True),
+    sa.Column("create_ambiguous_at", UtcDateTime, nullable=True),
+    sa.Column("lookups", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_lookup_at", UtcDateTime, nullable=True),
     sa.UniqueConstraint("account_sid", "friendly_name"),
     sa.UniqueConstraint("job_sid"),
     # Target of the days' composite foreign key (same account, same resource type).

@@ -61,6 +61,9 @@ _JOB_TYPES: Mapping[str, Callable[[Any], Any]] = {
     "finished_at": _moment,
     "deleted_at": _moment,
     "eta": _moment,
+    "last_progress_at": _moment,
+    "create_ambiguous_at": _moment,
+    "next_lookup_at": _moment,
 }
 
 

@@ -11,7 +11,9 @@ Each day ends in exactly one of:
   help, then counted in the store and tried again on a later pass with backoff (error level
   from ``RetryPolicy.alarm_after`` failures on, and always for a full or unwritable disk);
 - ``archive.file_gone`` (error): Twilio no longer has the file: the day goes back to Pending
-  for one new job.
+  for one new job;
+- ``archive.error`` (error, with the traceback): anything else went wrong with the day; it is
+  counted as a failure like the others, and the pass goes on with the other days.
 
 The operator's audit of what was archived (``orchestrator verify-archive``) is
 ``orchestrator.workflows.verify_archive``.
@@ -127,15 +129,18 @@ async def archive_due_days(
                 report.outcomes[day.key] = Outcome.SKIPPED
                 return
             entry = remote.get(day.key)
-            report.outcomes[day.key] = await _archive_day(
-                ctx,
-                settings,
-                day,
-                entry.size if entry is not None else None,
-                policy=policy,
-                opener=opener,
-                monotonic=monotonic,
-            )
+            try:
+                report.outcomes[day.key] = await _archive_day(
+                    ctx,
+                    settings,
+                    day,
+                    entry.size if entry is not None else None,
+                    policy=policy,
+                    opener=opener,
+                    monotonic=monotonic,
+                )
+            except Exception as error:  # one day's failure must not cancel the other downloads
+                report.outcomes[day.key] = await _unexpected(ctx, day, error, policy)
 
     async with asyncio.TaskGroup() as group:
         for day in ordered:
@@ -260,6 +265,24 @@ async def _archive_day(
             )
             continue
         return await _failed(ctx, day, kind, message, policy, fields)
+
+
+async def _unexpected(
+    ctx: WorkflowContext, day: Day, error: Exception, policy: RetryPolicy
+) -> Outcome:
+    """An error ``_archive_day`` does not expect (a bug, a store error where none was caught):
+    logged with the day and its traceback, counted as a failure, so the day backs off alone."""
+    fields: dict[str, object] = {
+        "resource_type": day.resource_type.value,
+        "day": day.day.isoformat(),
+        "job_sid": day.job_sid,
+    }
+    details: dict[str, object] = {"error": str(error), "error_type": type(error).__name__}
+    if not isinstance(error, StoreError):
+        details["exc_info"] = error
+    log.error("archive.error", **details, **fields)
+    message = f"{type(error).__name__}: {error}"
+    return await _failed(ctx, day, FailureKind.UNEXPECTED, message, policy, fields)
 
 
 async def _failed(

@@ -7,7 +7,7 @@ import functools
 from orchestrator.domain.cleanup import CleanupAction, CleanupReason, decide_cleanup, owns_name
 from orchestrator.domain.model import JobState, ObservedBy, RemoteJob, ResourceType
 from orchestrator.domain.settlement import end_job, start_deleting
-from orchestrator.errors import AuthenticationError, TwilioError
+from orchestrator.errors import AuthenticationError, StoreError, TwilioError
 from orchestrator.logs import get_logger
 from orchestrator.twilio import DeleteOutcome
 from orchestrator.workflows.context import WorkflowContext, log_changes
@@ -54,7 +54,24 @@ async def clean_up(ctx: WorkflowContext, *, sweep_orphans: bool = False) -> list
         if not owns_name(action.friendly_name, prefix):
             log.error("job.delete_refused", job_sid=action.job_sid, reason="not our prefix")
             continue
-        if await _delete(ctx, action):
+        try:
+            deleted = await _delete(ctx, action)
+        except Exception as error:  # one job's failure must not stop the other deletes
+            details: dict[str, object] = {"error": str(error), "error_type": type(error).__name__}
+            if not isinstance(error, StoreError):
+                details["exc_info"] = error
+            # Nothing more to write: the job is decided again on the next pass (its backoff is
+            # the cleanup interval); a job left deleting is resumed then.
+            log.error(
+                "job.delete_error",
+                resource_type=action.resource_type.value,
+                job_sid=action.job_sid,
+                friendly_name=action.friendly_name,
+                reason=action.reason.value,
+                **details,
+            )
+            continue
+        if deleted:
             done.append(action)
         if not ctx.health.healthy:
             break

@@ -2,7 +2,8 @@
 
 Each poll is one fetch and one write transaction: the store locks the job and its days and
 writes what ``domain.settlement`` decides from them and Twilio's answer (the day changes, the
-released days, the job's bookkeeping and its next poll, together).
+released days, the job's bookkeeping and its next poll, together). One job's error (a store
+error, an unexpected exception) is logged with its names and backs that job off alone.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 
 from orchestrator.domain.model import Job, JobState, ObservedBy
 from orchestrator.domain.settlement import end_job, settle_failed_poll, settle_poll
-from orchestrator.errors import AuthenticationError, NotFound, TwilioError
+from orchestrator.errors import AuthenticationError, NotFound, StoreError, TwilioError
 from orchestrator.logs import get_logger
 from orchestrator.workflows.context import WorkflowContext, log_changes
 
@@ -35,10 +36,48 @@ async def poll_due_jobs(ctx: WorkflowContext) -> int:
 
     async def one(job: Job) -> None:
         async with places:
-            await poll_job(ctx, job)
+            try:
+                await poll_job(ctx, job)
+            except Exception as error:  # one job's failure must not fail the others' polls
+                await _poll_error(ctx, job, error)
 
     await asyncio.gather(*(one(job) for job in due))
     return len(due)
+
+
+async def _poll_error(ctx: WorkflowContext, job: Job, error: Exception) -> None:
+    """Log an error settling one job's poll, and put its next poll off (best effort).
+
+    A store error is expected now and then (the database may be busy or gone); anything else
+    is a bug, logged with its traceback. The job's backoff is the poll strategy's, as after a
+    poll without a usable answer; when even that cannot be written, the job is still due and
+    the next pass tries again.
+    """
+    fields = {
+        "resource_type": job.resource_type.value,
+        "job_sid": job.job_sid,
+        "friendly_name": job.friendly_name,
+        "attempt": job.attempt,
+    }
+    details: dict[str, object] = {"error": str(error), "error_type": type(error).__name__}
+    if not isinstance(error, StoreError):
+        details["exc_info"] = error
+    log.error("job.poll_error", **details, **fields)
+    try:
+        await ctx.store.settle_job(
+            job.id,
+            functools.partial(
+                settle_failed_poll,
+                error=f"{type(error).__name__}: {error}",
+                poll=ctx.policies.poll,
+                rand=ctx.random(),
+                now=ctx.now(),
+            ),
+        )
+    except Exception as again:  # the store may be the problem: the next pass tries again
+        log.error(
+            "job.poll_backoff_failed", error=str(again), error_type=type(again).__name__, **fields
+        )
 
 
 async def poll_job(ctx: WorkflowContext, job: Job) -> None:

@@ -187,3 +187,25 @@ def job_json(job_sid: str = JOB_SID, **overrides: Any) -> dict[str, Any]:
     }
     job.update(overrides)
     return job
+
+
+def jobs_page(*jobs: dict[str, Any]) -> Handler:
+    """A handler answering a Jobs list of ``jobs`` in one page (none: an empty list)."""
+    return reply(200, {"jobs": list(jobs), "meta": {"next_page_url": None, "page_size": 50}})
+
+
+def created(job_sid: str, status: int = 201) -> Handler:
+    """A handler answering a create with a job of ``job_sid`` named and ranged as requested."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        body = job_json(
+            job_sid,
+            friendly_name=str(form["FriendlyName"]),
+            resource_type=request.path.split("/")[3],
+            start_day=str(form["StartDay"]),
+            end_day=str(form["EndDay"]),
+        )
+        return web.json_response(body, status=status)
+
+    return handler

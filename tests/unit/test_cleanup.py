@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 
@@ -409,3 +410,47 @@ def test_foreign_jobs_are_never_deleted_whatever_happens() -> None:
             now=NOW,
         )
         assert actions == [], (policy, state, status, foreign)
+
+
+H = dt.timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("last_change", "progress", "polled", "expected"),
+    [
+        # no day change for 30 h, but it moved up the queue 1 h ago: not stale
+        (30 * H, H, None, False),
+        # no progress of any kind for 24 h, looked at since: stale
+        (30 * H, 24 * H, 0 * H, True),
+        # no progress for 25 h, but last looked at before the window closed: judged later
+        (30 * H, 25 * H, 2 * H, False),
+        # no progress for 25 h, looked at once the window closed: stale
+        (30 * H, 25 * H, H, True),
+        # a row from before progress was recorded: the day change alone counts
+        (30 * H, None, 0 * H, True),
+        (2 * H, None, 0 * H, False),
+    ],
+)
+def test_stale_means_no_progress_of_any_kind(
+    last_change: dt.timedelta,
+    progress: dt.timedelta | None,
+    polled: dt.timedelta | None,
+    expected: bool,
+) -> None:
+    """A job is stale only with no day change and no fall in queue position for stale_after,
+    as seen by a poll after the window closed."""
+    queued = dataclasses.replace(
+        job(last_change=last_change),
+        last_progress_at=None if progress is None else NOW - progress,
+        last_polled_at=None if polled is None else NOW - polled,
+    )
+    actions = decide_cleanup(
+        [queued],
+        rows(S.SUBMITTED, S.SUBMITTED, S.SUBMITTED),
+        [],
+        known_names={queued.friendly_name},
+        policy=ARCHIVE_OFF,
+        prefix=PREFIX,
+        now=NOW,
+    )
+    assert [a.reason for a in actions] == ([CleanupReason.STALE] if expected else [])

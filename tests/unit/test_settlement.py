@@ -23,6 +23,7 @@ from orchestrator.domain.settlement import (
     HeldDay,
     Release,
     end_job,
+    moved_up,
     resubmit_release,
     settle_failed_poll,
     settle_poll,
@@ -389,3 +390,46 @@ def test_start_deleting_keeps_the_days_with_the_job() -> None:
         "cleanup: stale",
     )
     assert job.deleted_at is None
+
+
+@pytest.mark.parametrize(
+    ("stored", "reported", "expected"),
+    [
+        (4, 3, True),  # moved up the queue
+        (1, 0, True),  # left the queue: running
+        (4, 4, False),  # waiting in place
+        (None, 3, False),  # first position seen: nothing to compare
+        (3, None, False),  # the nullable field missing says nothing
+        (None, None, False),
+    ],
+)
+def test_moved_up(stored: int | None, reported: int | None, expected: bool) -> None:
+    """Only a fall between two reported positions is progress in the queue."""
+    assert moved_up(stored, reported) is expected
+
+
+@pytest.mark.parametrize(
+    ("remote", "progress_at"),
+    [
+        # position 4 -> 2, no day change: progress
+        (_remote((S.SUBMITTED, (D1, D2, D3)), position=2), NOW),
+        # position 4 -> 4, no day change: none
+        (_remote((S.SUBMITTED, (D1, D2, D3)), position=4), None),
+        # position 4 -> 5 (should not happen): none
+        (_remote((S.SUBMITTED, (D1, D2, D3)), position=5), None),
+        # a day changed, position gone: progress
+        (_remote((S.RUNNING, (D1,)), (S.SUBMITTED, (D2, D3))), NOW),
+    ],
+)
+def test_settle_poll_records_progress(remote: RemoteJob, progress_at: dt.datetime | None) -> None:
+    """A poll records progress when a day changed or the queue position fell, and only then."""
+    settled = settle_poll(
+        _job(),
+        _held(S.SUBMITTED, S.SUBMITTED, S.SUBMITTED),
+        remote=remote,
+        resubmit=POLICY,
+        poll=PollPolicy(),
+        rand=0.5,
+        now=NOW,
+    )
+    assert settled.job.last_progress_at == progress_at
