@@ -878,7 +878,7 @@ class Store:
                 .where(jobs.c.account_sid == self.account_sid)
                 .group_by(jobs.c.state)
             )
-            job_counts: dict[JobState, int] = dict(by_state.tuples().all())
+            job_counts: dict[JobState, int] = {row[0]: row[1] for row in by_state}
             used = await conn.execute(_requested_since(self.account_sid, budget_since))
             quota_used = int(used.scalar_one())
         return StoreSnapshot(
