@@ -224,6 +224,7 @@ vertical-align:-1px}
 .s-completed{background:#43a047}.s-completedemptyrecords{background:#a5d6a7}
 .s-failed{background:#e53935}.s-runningtobedeleted{background:#ba68c8}
 .s-deletedbyuserrequest{background:#7e57c2}.s-gaveup{background:#212121}
+.s-unknown{background:#f06292}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:#5b6670}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px}
