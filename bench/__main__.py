@@ -13,7 +13,9 @@ Benchmarks (``--only`` takes one name, repeatable):
 - ``poll``: item 6, CPU per polled job of the daemon's poll pass against a floor doing the same
   reads and writes on the bare driver, SQLite and PostgreSQL (``bench.poll_cost_bench``);
 - ``startup``: item 7, CPU of ``orchestrator --help`` and ``orchestrator status`` against a bare
-  ``python -c pass``, side by side (``bench.startup_bench``).
+  ``python -c pass``, side by side (``bench.startup_bench``);
+- ``scrape``: item 8, ``GET /metrics`` over HTTP against the scale database (10,000 jobs,
+  300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``).
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -40,11 +42,12 @@ from bench import (
     poll_cost_bench,
     polling_bench,
     scale_bench,
+    scrape_bench,
     startup_bench,
     throughput_bench,
 )
 
-NAMES = ("polling", "scale", "idle", "store", "poll", "startup")
+NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -104,6 +107,9 @@ def run_benchmarks(
             poll_cost_bench.run(*((20, 5) if quick else (1000, 30)), postgres_url=postgres_url)
         ),
         "startup": lambda: startup_bench.run(runs=2 if quick else 7),
+        "scrape": lambda: asyncio.run(
+            scrape_bench.run(*((40, 5, 3) if quick else (10_000, 30, 20)))
+        ),
     }
     for name in names:
         started = time.perf_counter()
@@ -245,6 +251,10 @@ def render(results: dict[str, Any]) -> str:
                 f"{startup[f'{name}_ratio']:.1f}x bare; target <= "
                 f"{startup[f'{name}_target']:.0f}x: {_verdict(startup[f'{name}_target_met'])}"
             )
+    scrape = results.get("scrape", {}).get("figures")
+    if scrape:
+        lines.append("")
+        lines.append("8. " + scrape_bench.render(scrape))
     lines.append("")
     lines.append(
         "took: " + ", ".join(f"{name} {entry['seconds']:.0f} s" for name, entry in results.items())

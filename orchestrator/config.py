@@ -392,6 +392,35 @@ class LoggingSettings(_Frozen):
         return value.lower() if isinstance(value, str) else value
 
 
+class HttpSettings(_Frozen):
+    """[http]: the read-only endpoint (/metrics, /livez, /readyz, the status page)."""
+
+    # host:port ("[::1]:9464" for IPv6); "" turns the endpoint off. Loopback by default: the
+    # status page names the exports and jobs, so expose it only behind a firewall.
+    listen: StrictStr = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        if value:
+            split_listen(value)
+        return value
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None when the endpoint is off."""
+        return split_listen(self.listen) if self.listen else None
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); ValueError naming what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'{value!r} must be host:port (port 0-65535), or "" for off')
+    return host, int(port)
+
+
 class ExportSettings(_Frozen):
     """One [[exports]] entry: a name, a resource type and exactly one period."""
 
@@ -451,6 +480,7 @@ class ConfigFile(_Frozen):
     cleanup: CleanupSettings = CleanupSettings()
     archive: ArchiveSettings | None = None
     logging: LoggingSettings = LoggingSettings()
+    http: HttpSettings = HttpSettings()
     exports: tuple[ExportSettings, ...]
 
     @model_validator(mode="before")
@@ -677,6 +707,7 @@ def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
         "cleanup": CleanupSettings,
         "archive": ArchiveSettings,
         "logging": LoggingSettings,
+        "http": HttpSettings,
         "exports": ExportSettings,
     }
     model = sections.get(str(loc[0]))

@@ -32,7 +32,9 @@ import aiohttp
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings, load_settings
 from orchestrator.errors import ConfigError
+from orchestrator.http import Sources, start_http, stop_http
 from orchestrator.logs import SecretRedactor, configure_logging, detect_format, get_logger
+from orchestrator.metrics import Metrics
 from orchestrator.scheduling import Ticker
 from orchestrator.store.repository import Store
 from orchestrator.systemd import Notifier, run_watchdog, watchdog_interval
@@ -48,6 +50,7 @@ from orchestrator.wiring import (
     run_cycle,
     workflow_context,
 )
+from orchestrator.workflows.archive import ArchiveReport
 from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.context import ApiHealth, WorkflowContext
 from orchestrator.workflows.wanted import record_wanted_days
@@ -102,6 +105,8 @@ class Daemon:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self._reload_at_start = False
+        # The read-only endpoint's metrics (orchestrator.http): one registry per daemon.
+        self.metrics = Metrics(passes=[spec.name for spec in PASSES])
 
     # ------------------------------------------------------------------ life cycle
 
@@ -138,6 +143,13 @@ class Daemon:
         ticker = Ticker()
         settings = self._require_settings()
         self._schedule(ticker, settings)
+        # The read-only endpoint, before READY=1; stopped last in the drain.
+        http = await start_http(
+            settings.http.address(),
+            Sources(
+                store=self._require_ctx().store, metrics=self.metrics, context=self._require_ctx
+            ),
+        )
         loop = asyncio.get_running_loop()
         watchdog: asyncio.Task[None] | None = None
         interval = watchdog_interval(self.environ)
@@ -169,6 +181,7 @@ class Daemon:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watchdog
+            await stop_http(http)
             log.info("daemon.stopped", drained=drained, exit_code=self._exit_code)
 
     def request_stop(self) -> None:
@@ -206,13 +219,18 @@ class Daemon:
             }
             run = own.get(spec.name) or self._pass(spec.run)
             first_in = every * spec.first_in + spec.first_delay_seconds
-            ticker.every(spec.name, every, run, first_in=first_in)
+            ticker.every(
+                spec.name, every, self.metrics.track_pass(spec.name, run), first_in=first_in
+            )
 
     def _pass(
         self, workflow: Callable[[WorkflowContext], Awaitable[object]]
     ) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            await workflow(self._require_ctx())
+            ctx = self._require_ctx()
+            result = await workflow(ctx)
+            if isinstance(result, ArchiveReport):
+                await self.metrics.archive_report(result, ctx.store)
 
         return run
 
@@ -276,7 +294,9 @@ class Daemon:
         return workflow_context(
             settings,
             store=store,
-            client=make_client(settings, session=self._session, clock=self.clock),
+            client=make_client(
+                settings, session=self._session, clock=self.clock, observer=self.metrics
+            ),
             clock=self.clock,
             health=self.health,
             rand=self.rand,

@@ -25,6 +25,7 @@ from orchestrator.config import Settings, redaction_secrets
 from orchestrator.store.open import open_store
 from orchestrator.store.repository import Store
 from orchestrator.twilio import BulkExportsClient, ClientSettings, new_http_session
+from orchestrator.twilio.client import RequestObserver
 from orchestrator.workflows.archive import archive_due_days
 from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.context import ApiHealth, WorkflowContext
@@ -76,11 +77,20 @@ def client_settings(settings: Settings) -> ClientSettings:
 
 
 def make_client(
-    settings: Settings, *, session: aiohttp.ClientSession, clock: Clock
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    observer: RequestObserver | None = None,
 ) -> BulkExportsClient:
-    """A client for ``settings``' account over the process's ``session``."""
+    """A client for ``settings``' account over the process's ``session``; ``observer`` (the
+    daemon's metrics) is told of every request attempt."""
     return BulkExportsClient(
-        settings.credentials, session=session, settings=client_settings(settings), clock=clock
+        settings.credentials,
+        session=session,
+        settings=client_settings(settings),
+        clock=clock,
+        observer=observer,
     )
 
 

@@ -65,6 +65,7 @@ from orchestrator.domain.model import (
     ResourceType,
     check_job_sid,
 )
+from orchestrator.domain.observed import AtRisk, ExportRange, StoreSnapshot
 from orchestrator.domain.settlement import HeldDay, Release, Settlement
 from orchestrator.errors import ClaimConflict, StoreError
 from orchestrator.store.engine import (
@@ -77,6 +78,7 @@ from orchestrator.store.engine import (
 from orchestrator.store.rows import day_from_row as _day
 from orchestrator.store.rows import job_from_row as _job
 from orchestrator.store.schema import (
+    ENUM_LENGTH,
     SUCCESS_STATUSES,
     days,
     jobs,
@@ -830,17 +832,8 @@ class Store:
         SID does not (Twilio refused it, or never received it, and charged no quota for it),
         unless its create got an unclear answer: that one may be a real job on Twilio.
         """
-        query = sa.select(sa.func.coalesce(sa.func.sum(jobs.c.day_count), 0)).where(
-            jobs.c.account_sid == self.account_sid,
-            jobs.c.created_at >= since,
-            sa.or_(
-                jobs.c.job_sid.is_not(None),
-                jobs.c.state != JobState.LOST,
-                jobs.c.create_ambiguous_at.is_not(None),
-            ),
-        )
         async with self._read("requested days") as conn:
-            return int((await conn.execute(query)).scalar_one())
+            return int((await conn.execute(_requested_since(self.account_sid, since))).scalar_one())
 
     async def all_wanted_final(
         self, *, keys: Iterable[DayKey] | None = None, require_archived: bool = False
@@ -867,6 +860,125 @@ class Store:
                 if finished.scalar_one() != len(chunk):
                     return False
             return True
+
+    # ------------------------------------------------------------------ observing (read-only)
+
+    async def ping(self) -> None:
+        """One trivial read: raises StoreError when the database does not answer."""
+        async with self._read("ping") as conn:
+            await conn.execute(sa.select(sa.literal(1)))
+
+    async def metrics_snapshot(
+        self, now: dt.datetime, ranges: Sequence[ExportRange], *, budget_since: dt.datetime
+    ) -> StoreSnapshot:
+        """The gauges of ``GET /metrics``, from a few aggregate queries in one read transaction.
+
+        Per export range: days by status (a range count on the primary key). Per type: days
+        whose file is on Twilio and not archived (count and earliest completion), the earliest
+        time a Pending day became Pending. Jobs by state; days requested since ``budget_since``
+        (``requested_days_since``'s rule). Never a row per day or per job comes back.
+        """
+        own = days.c.account_sid == self.account_sid
+        per_export: dict[tuple[str, ResourceType, DayStatus], int] = {}
+        at_risk: dict[ResourceType, AtRisk] = {}
+        pending: dict[ResourceType, dt.datetime] = {}
+        async with self._read("metrics snapshot") as conn:
+            for export in ranges:
+                found = await conn.execute(
+                    sa.select(days.c.status, sa.func.count())
+                    .where(
+                        self._day_range(export.resource_type, export.first, export.last),
+                        # Every status, spelled out: the (account, status, type, day) index then
+                        # serves the whole WHERE (SQLite: 5x faster at 300,000 days).
+                        days.c.status.in_(list(DayStatus)),
+                    )
+                    .group_by(days.c.status)
+                )
+                for status, count in found:
+                    per_export[(export.name, export.resource_type, status)] = count
+            # Grouped by a cast, not the column: grouping by the column itself lets SQLite walk
+            # the primary key in type order over every day instead of the archive index over
+            # the few unarchived successes.
+            rtype = sa.cast(days.c.resource_type, sa.String(ENUM_LENGTH))
+            risky = await conn.execute(
+                sa.select(rtype, sa.func.count(), sa.func.min(days.c.completed_at))
+                .where(own, days.c.archived_at.is_(None), days.c.completed_at.is_not(None))
+                .group_by(rtype)
+            )
+            for resource_type, count, earliest in risky:
+                # MIN over a TypeDecorator column comes back raw on SQLite: convert it here.
+                at_risk[ResourceType(resource_type)] = AtRisk(count, _utc(earliest))
+            waiting = await conn.execute(
+                sa.select(days.c.resource_type, sa.func.min(days.c.last_changed_at))
+                .where(own, days.c.status == DayStatus.PENDING)
+                .group_by(days.c.resource_type)
+            )
+            for resource_type, since in waiting:
+                pending[resource_type] = _utc(since)
+            by_state = await conn.execute(
+                sa.select(jobs.c.state, sa.func.count())
+                .where(jobs.c.account_sid == self.account_sid)
+                .group_by(jobs.c.state)
+            )
+            job_counts: dict[JobState, int] = {row[0]: row[1] for row in by_state}
+            used = await conn.execute(_requested_since(self.account_sid, budget_since))
+            quota_used = int(used.scalar_one())
+        return StoreSnapshot(
+            taken_at=now,
+            export_days=per_export,
+            at_risk=at_risk,
+            oldest_pending_since=pending,
+            jobs=job_counts,
+            quota_days_used=quota_used,
+        )
+
+    async def recent_changes(self, limit: int) -> list[DayChange]:
+        """The latest ``limit`` recorded transitions, newest first (the status page)."""
+        query = (
+            sa.select(transitions)
+            .where(transitions.c.account_sid == self.account_sid)
+            .order_by(transitions.c.id.desc())
+            .limit(limit)
+        )
+        async with self._read("recent changes") as conn:
+            return [
+                DayChange(
+                    resource_type=row.resource_type,
+                    day=row.day,
+                    from_status=row.from_status,
+                    to_status=row.to_status,
+                    observed_at=row.observed_at,
+                    observed_by=row.observed_by,
+                    job_sid=row.job_sid,
+                )
+                for row in await conn.execute(query)
+            ]
+
+    async def recent_jobs(self, limit: int) -> list[Job]:
+        """The newest ``limit`` jobs, newest first (the status page)."""
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.account_sid == self.account_sid)
+            .order_by(jobs.c.id.desc())
+            .limit(limit)
+        )
+        async with self._read("recent jobs") as conn:
+            return [_job(row) for row in await conn.execute(query)]
+
+    async def days_in_range(self, export: ExportRange) -> list[Day]:
+        """The recorded days of an export's range, by day (the status page's calendar)."""
+        query = (
+            sa.select(*_DAY_COLUMNS)
+            .select_from(_DAYS_WITH_HOLDER)
+            .where(self._day_range(export.resource_type, export.first, export.last))
+            .order_by(days.c.day)
+        )
+        async with self._read("days in range") as conn:
+            return [_day(row) for row in await conn.execute(query)]
+
+    async def days_at_risk(self, limit: int) -> list[Day]:
+        """Successful days not archived yet, earliest completion first (the status page)."""
+        return await self.days_due_for_archiving(limit)
 
     # ------------------------------------------------------------------ internals
 
@@ -1213,6 +1325,28 @@ def _claim_problem(
         if row.not_before is not None and row.not_before > now:
             return f"{day} is not eligible before {row.not_before.isoformat()}"
     return None
+
+
+def _requested_since(account_sid: str, since: dt.datetime) -> sa.Select[Any]:
+    """Days requested in jobs created at or after ``since`` (``requested_days_since``)."""
+    return sa.select(sa.func.coalesce(sa.func.sum(jobs.c.day_count), 0)).where(
+        jobs.c.account_sid == account_sid,
+        jobs.c.created_at >= since,
+        sa.or_(
+            jobs.c.job_sid.is_not(None),
+            jobs.c.state != JobState.LOST,
+            jobs.c.create_ambiguous_at.is_not(None),
+        ),
+    )
+
+
+def _utc(value: dt.datetime | str) -> dt.datetime:
+    """An aggregate's time as aware UTC: SQLite hands MIN() back as its stored naive text."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _final_condition(require_archived: bool) -> sa.ColumnElement[bool]:

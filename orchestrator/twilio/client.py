@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -51,7 +51,7 @@ from orchestrator.twilio.parsing import (
     parse_job,
     parse_jobs_page,
 )
-from orchestrator.twilio.retry import RequestNotSent, call_with_retries
+from orchestrator.twilio.retry import RequestNotSent, call_with_retries, is_retryable
 from orchestrator.twilio.settings import ClientSettings
 from orchestrator.twilio.validation import (
     check_day,
@@ -85,6 +85,19 @@ class DeleteOutcome(enum.StrEnum):
 
     DELETED = "deleted"  # 204: Twilio removed it now
     ALREADY_GONE = "already_gone"  # 404: unknown, expired, or removed by an earlier attempt
+
+
+class RequestObserver(Protocol):
+    """Told of every API request attempt (``orchestrator.metrics.Metrics`` is one).
+
+    ``route`` is a route template (``ROUTE_*``); ``status`` the answer's HTTP status, or
+    ``not_sent`` / ``timeout`` / ``transport_error`` when none came; ``reason`` is the retry
+    reason of ``retry.is_retryable``. Never a SID, a day or a URL: these become labels.
+    """
+
+    def observe_request(self, route: str, status: str, seconds: float) -> None: ...
+
+    def observe_retry(self, route: str, reason: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,7 @@ class BulkExportsClient:
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: RequestObserver | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise InvalidInput("credentials", "must be a Credentials instance")
@@ -182,6 +196,7 @@ class BulkExportsClient:
             sock_read=self._settings.download_read_timeout,
         )
         self._noted: set[tuple[str, str, str]] = set()
+        self._observer = observer
 
     @property
     def settings(self) -> ClientSettings:
@@ -386,8 +401,22 @@ class BulkExportsClient:
         idempotent: bool = True,
     ) -> _Answer:
         """One API call with the retry policy; an unexpected status raises from errors.py."""
+        failed: list[BaseException] = []
+
+        async def attempt() -> _Answer:
+            if failed and self._observer is not None:
+                # Only reached when the retry policy chose to try again after the last failure.
+                self._observer.observe_retry(
+                    route, is_retryable(failed[-1], idempotent=idempotent)[1]
+                )
+            try:
+                return await self._send_once(method, url, route, expect=expect, data=data)
+            except Exception as exc:
+                failed.append(exc)
+                raise
+
         return await call_with_retries(
-            lambda: self._send_once(method, url, route, expect=expect, data=data),
+            attempt,
             settings=self._settings,
             idempotent=idempotent,
             log=_log,
@@ -429,15 +458,19 @@ class BulkExportsClient:
                     )
                     retry_after = response.headers.get("Retry-After")
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                self._observe(route, "not_sent", started)
                 raise RequestNotSent(
                     f"{method} {route}: could not connect ({type(exc).__name__})"
                 ) from exc
             except TimeoutError as exc:
+                self._observe(route, "timeout", started)
                 raise TransportError(
                     f"{method} {route}: no answer within {self._settings.request_timeout:g} s"
                 ) from exc
             except aiohttp.ClientError as exc:
+                self._observe(route, "transport_error", started)
                 raise TransportError(f"{method} {route}: {type(exc).__name__}") from exc
+        self._observe(route, str(answer.status), started)
         _log.debug(
             "twilio.request",
             method=method,
@@ -456,6 +489,10 @@ class BulkExportsClient:
             retry_after=self._retry_after(retry_after),
             scrub=self._scrub,
         )
+
+    def _observe(self, route: str, status: str, started: float) -> None:
+        if self._observer is not None:
+            self._observer.observe_request(route, status, self._monotonic() - started)
 
     async def _open_download_once(self, url: str, shown: str) -> aiohttp.ClientResponse:
         session = self._session_in_use()
