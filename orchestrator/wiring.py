@@ -22,7 +22,7 @@ import aiohttp
 
 from orchestrator.clock import Clock
 from orchestrator.config import Settings, redaction_secrets
-from orchestrator.store.open import open_store
+from orchestrator.store.open import WaitForDatabase, open_store
 from orchestrator.store.repository import Store
 from orchestrator.twilio import BulkExportsClient, ClientSettings, new_http_session
 from orchestrator.workflows.archive import archive_due_days
@@ -46,12 +46,18 @@ Workflow = Callable[[WorkflowContext], Awaitable[object]]
 
 
 @contextlib.asynccontextmanager
-async def open_settings_store(settings: Settings, *, migrate: bool) -> AsyncIterator[Store]:
-    """The store of ``settings`` (its database, its account), closed after."""
+async def open_settings_store(
+    settings: Settings, *, migrate: bool, wait: WaitForDatabase | None = None
+) -> AsyncIterator[Store]:
+    """The store of ``settings`` (its database, its account), closed after.
+
+    ``wait``: wait for a database that cannot be reached yet (``store.open``).
+    """
     async with open_store(
         settings.state.database_url.get_secret_value(),
         settings.twilio.account_sid,
         migrate=migrate,
+        wait=wait,
     ) as store:
         yield store
 
