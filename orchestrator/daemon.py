@@ -82,6 +82,10 @@ RECONNECT = ReconnectBackoff()
 WAKE_MARGIN_SECONDS = 0.05
 
 
+# The passes that delete jobs (plain cleanup, and cleanup with the orphan sweep).
+_CLEANUPS = frozenset({"cleanup", "orphans"})
+
+
 class _StopWhileWaiting(Exception):
     """A stop was asked for while the daemon waited for its database at start-up."""
 
@@ -135,6 +139,7 @@ class Daemon:
         self._ticker: Ticker | None = None
         # Set while start-up waits for the database: a stop then cancels the wait at once.
         self._waiting_task: asyncio.Task[object] | None = None
+        self._cleaning = asyncio.Lock()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -264,9 +269,24 @@ class Daemon:
                 "wanted": self._wanted_pass,
                 "submit": self._submit_pass,
             }
-            run = self._guarded(spec.name, own.get(spec.name) or self._pass(spec.run))
+            run = own.get(spec.name) or self._pass(spec.run)
+            if spec.name in _CLEANUPS:
+                run = self._one_cleanup_at_a_time(run)
+            run = self._guarded(spec.name, run)
             first_in = every * spec.first_in + spec.first_delay_seconds
             ticker.every(spec.name, every, run, first_in=first_in)
+
+    def _one_cleanup_at_a_time(
+        self, run: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """Cleanup passes (and the last tidy-up) never overlap: two would delete one job twice
+        ("cannot go from deleted to deleting"), as when every pass wakes after an outage."""
+
+        async def serialized() -> None:
+            async with self._cleaning:
+                await run()
+
+        return serialized
 
     def _pass(
         self, workflow: Callable[[WorkflowContext], Awaitable[object]]
@@ -301,7 +321,8 @@ class Daemon:
             and await ctx.store.all_wanted_final(require_archived=ctx.archive is not None)
         ):
             # Tidy up what is finished before leaving: a one-shot backfill leaves no jobs.
-            await clean_up(ctx)
+            async with self._cleaning:
+                await clean_up(ctx)
             log.info("daemon.all_days_final")
             self.request_stop()
 
