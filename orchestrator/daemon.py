@@ -82,10 +82,6 @@ RECONNECT = ReconnectBackoff()
 WAKE_MARGIN_SECONDS = 0.05
 
 
-# The passes that delete jobs (plain cleanup, and cleanup with the orphan sweep).
-_CLEANUPS = frozenset({"cleanup", "orphans"})
-
-
 class _StopWhileWaiting(Exception):
     """A stop was asked for while the daemon waited for its database at start-up."""
 
@@ -270,7 +266,7 @@ class Daemon:
                 "submit": self._submit_pass,
             }
             run = own.get(spec.name) or self._pass(spec.run)
-            if spec.name in _CLEANUPS:
+            if spec.deletes_jobs:
                 run = self._one_cleanup_at_a_time(run)
             run = self._guarded(spec.name, run)
             first_in = every * spec.first_in + spec.first_delay_seconds

@@ -179,6 +179,9 @@ class PassSpec:
     max_real_interval: float | None = None
     # Part of ``run_cycle`` (the plain cleanup pass is not: the orphan sweep includes it).
     in_cycle: bool = True
+    # Deletes jobs: the daemon never runs two such passes at once (they would delete one
+    # finished job twice).
+    deletes_jobs: bool = False
 
 
 # In run_cycle's order. Archive runs before cleanup, so a job can be deleted in the same cycle
@@ -195,8 +198,8 @@ PASSES: tuple[PassSpec, ...] = (
     ),
     # Always scheduled: a no-op without [archive], and a reload may turn archiving on.
     PassSpec("archive", archive_pass, lambda s: ARCHIVE_EVERY, first_delay_seconds=1.0),
-    PassSpec("cleanup", clean_up, lambda s: s.cleanup.interval, in_cycle=False),
-    PassSpec("orphans", orphan_pass, lambda s: s.cleanup.orphan_interval),
+    PassSpec("cleanup", clean_up, lambda s: s.cleanup.interval, in_cycle=False, deletes_jobs=True),
+    PassSpec("orphans", orphan_pass, lambda s: s.cleanup.orphan_interval, deletes_jobs=True),
 )
 
 
