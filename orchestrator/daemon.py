@@ -411,7 +411,7 @@ class Daemon:
         if lasted is None:
             return
         log.info("store.available", database=self._database, down_seconds=lasted.total_seconds())
-        self.notifier.status("running" if self.health.healthy else "unhealthy")
+        self._report_health(self.health)
         if self._ticker is not None:
             for spec in PASSES:
                 self._ticker.run_soon(spec.name)
