@@ -1,7 +1,16 @@
 """The daemon: builds everything from config once, owns start-up, signals and shutdown.
 
 Start-up: load config (a ConfigError reaches the CLI, which exits 78), set up logs, migrate the
-database, build the client and the store, start the passes, then tell systemd READY=1.
+database, build the client and the store, record the wanted days, start the passes, then tell
+systemd READY=1.
+
+The database may not be there yet (a PostgreSQL server still booting) or may go away while we
+run. Either way the daemon waits for it rather than exiting: it tries again after about 1 s,
+doubling to 60 s (``domain.reconnect``), logs ``store.unavailable`` once per outage with the
+reason and ``store.available`` when it is back, shows it in the systemd STATUS line, keeps the
+watchdog fed, and sends READY=1 only once the migrations have run. While it is away the passes
+are held (nothing is lost: every write is one transaction, rolled back whole when the
+connection goes); when it is back they all run at once.
 
 Passes, each asking the store what is due (the database is the source of truth):
 - wanted: record the days the config wants now (also the daily advance of open-ended and
@@ -12,8 +21,12 @@ Passes, each asking the store what is due (the database is the source of truth):
 - cleanup: delete stale, finished and orphaned jobs of ours (with archiving on, only once
   their files are safe).
 
-Signals: SIGTERM/SIGINT stop taking work and drain within the deadline; SIGHUP reloads the
-config (a bad one is logged and the old one kept).
+Passes run when there is work, not only on their tick: the submit pass right after start-up,
+when the wanted days grow, and when a Pending day's resubmit delay ends; the archive pass when
+a poll found days whose files are waiting.
+
+Signals: SIGTERM/SIGINT stop taking work (also while waiting for the database) and drain
+within the deadline; SIGHUP reloads the config (a bad one is logged and the old one kept).
 """
 
 from __future__ import annotations
@@ -31,11 +44,13 @@ import aiohttp
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings, load_settings
-from orchestrator.errors import ConfigError
+from orchestrator.domain.reconnect import Outage, ReconnectBackoff
+from orchestrator.errors import ConfigError, StoreError
 from orchestrator.http import Sources, start_http, stop_http
 from orchestrator.logs import SecretRedactor, configure_logging, detect_format, get_logger
 from orchestrator.metrics import Metrics
 from orchestrator.scheduling import Ticker
+from orchestrator.store.engine import shown_url, unavailable_reason
 from orchestrator.store.repository import Store
 from orchestrator.systemd import Notifier, run_watchdog, watchdog_interval
 from orchestrator.twilio import new_http_session
@@ -53,7 +68,6 @@ from orchestrator.wiring import (
 from orchestrator.workflows.archive import ArchiveReport
 from orchestrator.workflows.cleanup import clean_up
 from orchestrator.workflows.context import ApiHealth, WorkflowContext
-from orchestrator.workflows.wanted import record_wanted_days
 
 # Re-exported: they lived here before orchestrator.wiring.
 __all__ = ["Daemon", "all_secrets", "open_workflow_context", "run_cycle"]
@@ -64,6 +78,15 @@ log = get_logger(__name__)
 DRAIN_SECONDS = 8.0
 # Real-time lower bound on any pass interval: never spin.
 MIN_REAL_INTERVAL = 0.05
+# Waiting for the database: about 1 s, doubling to 60 s (real seconds).
+RECONNECT = ReconnectBackoff()
+# A wake-up at a stored moment comes this much after it (real seconds), so the pass that wakes
+# finds the moment passed on its own clock.
+WAKE_MARGIN_SECONDS = 0.05
+
+
+class _StopWhileWaiting(Exception):
+    """A stop was asked for while the daemon waited for its database at start-up."""
 
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -83,6 +106,7 @@ class Daemon:
         log_stream: TextIO | None = None,
         rand: Callable[[], float] = random.random,
         drain_seconds: float = DRAIN_SECONDS,
+        reconnect: ReconnectBackoff = RECONNECT,
     ) -> None:
         self.config_path = config_path
         self.clock = clock or SystemClock()
@@ -92,6 +116,7 @@ class Daemon:
         self.log_stream = log_stream
         self.rand = rand
         self.drain_seconds = drain_seconds
+        self.reconnect = reconnect
         self.redactor = SecretRedactor()
         self.health = ApiHealth(on_change=self._report_health)
         self._stop = asyncio.Event()
@@ -107,6 +132,15 @@ class Daemon:
         self._reload_at_start = False
         # The read-only endpoint's metrics (orchestrator.http): one registry per daemon.
         self.metrics = Metrics(passes=[spec.name for spec in PASSES])
+        # The database as we last saw it; outages are timed on the wall clock, not self.clock.
+        self._outage = Outage()
+        self._wall = SystemClock()
+        self._database = "the database"
+        self._probe: asyncio.Task[None] | None = None
+        self._ticker: Ticker | None = None
+        # Set while start-up waits for the database: a stop then cancels the wait at once.
+        self._waiting_task: asyncio.Task[object] | None = None
+        self._cleaning = asyncio.Lock()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -121,16 +155,39 @@ class Daemon:
             (signal.SIGHUP, self.request_reload),
         ):
             loop.add_signal_handler(signum, handler)
+        # Fed from the start: waiting for the database (or migrating) is not being stuck.
+        watchdog: asyncio.Task[None] | None = None
+        interval = watchdog_interval(self.environ)
+        if interval is not None:
+            watchdog = asyncio.create_task(run_watchdog(self.notifier, interval, lambda: True))
         try:
             return await self._start_and_serve()
+        except (_StopWhileWaiting, asyncio.CancelledError) as stopped:
+            if isinstance(stopped, asyncio.CancelledError):
+                # Only our own cancel of a start-up still waiting for the database ends here.
+                task = asyncio.current_task()
+                if not (self._stop.is_set() and self._ctx is None) or task is None:
+                    raise
+                task.uncancel()
+            self.notifier.stopping()
+            log.info("daemon.stopped", drained=True, exit_code=self._exit_code, waited=True)
+            return self._exit_code
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
             for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
 
     async def _start_and_serve(self) -> int:
         settings = load_settings(self.config_path, environ=self.environ)
         self._configure_logs(settings)
-        async with open_settings_store(settings, migrate=True) as store:
+        self._database = shown_url(settings.state.database_url.get_secret_value())
+        async with open_settings_store(
+            settings, migrate=True, wait=self._wait_for_database
+        ) as store:
+            self._database_back()
             log.info("daemon.migrated")
             async with new_http_session(client_settings(settings)) as session:
                 self._session = session
@@ -141,6 +198,7 @@ class Daemon:
 
     async def _serve(self) -> None:
         ticker = Ticker()
+        self._ticker = ticker
         settings = self._require_settings()
         self._schedule(ticker, settings)
         # The read-only endpoint, before READY=1; stopped last in the drain.
@@ -151,10 +209,9 @@ class Daemon:
             ),
         )
         loop = asyncio.get_running_loop()
-        watchdog: asyncio.Task[None] | None = None
-        interval = watchdog_interval(self.environ)
-        if interval is not None:
-            watchdog = asyncio.create_task(run_watchdog(self.notifier, interval, lambda: True))
+        # The wanted days first, so the first submit (right after start) and the first
+        # --exit-when-done check see them: a pass racing it would find an empty table.
+        await self._guarded("wanted", self._wanted_pass)()
         ticker.start()
         log.info(
             "daemon.started",
@@ -177,10 +234,10 @@ class Daemon:
             if self._reloading is not None:
                 await asyncio.wait([self._reloading], timeout=self.drain_seconds)
             drained = await ticker.stop(self.drain_seconds)
-            if watchdog is not None:
-                watchdog.cancel()
+            if self._probe is not None:
+                self._probe.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
+                    await self._probe
             await stop_http(http)
             log.info("daemon.stopped", drained=drained, exit_code=self._exit_code)
 
@@ -188,6 +245,9 @@ class Daemon:
         if not self._stop.is_set():
             log.info("daemon.stopping")
             self._stop.set()
+        if self._waiting_task is not None and not self._waiting_task.done():
+            # Start-up is waiting for the database (or trying it once more): end it now.
+            self._waiting_task.cancel()
 
     def request_reload(self) -> None:
         if self._ctx is None:
@@ -216,12 +276,27 @@ class Daemon:
             own: dict[str, Callable[[], Awaitable[None]]] = {
                 "poll": self._poll_pass,
                 "wanted": self._wanted_pass,
+                "submit": self._submit_pass,
             }
             run = own.get(spec.name) or self._pass(spec.run)
+            if spec.deletes_jobs:
+                run = self._one_cleanup_at_a_time(run)
+            # Counted before the guard absorbs a store error: a pass that failed softly failed.
+            run = self._guarded(spec.name, self.metrics.track_pass(spec.name, run))
             first_in = every * spec.first_in + spec.first_delay_seconds
-            ticker.every(
-                spec.name, every, self.metrics.track_pass(spec.name, run), first_in=first_in
-            )
+            ticker.every(spec.name, every, run, first_in=first_in)
+
+    def _one_cleanup_at_a_time(
+        self, run: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """Cleanup passes (and the last tidy-up) never overlap: two would delete one job twice
+        ("cannot go from deleted to deleting"), as when every pass wakes after an outage."""
+
+        async def serialized() -> None:
+            async with self._cleaning:
+                await run()
+
+        return serialized
 
     def _pass(
         self, workflow: Callable[[WorkflowContext], Awaitable[object]]
@@ -235,21 +310,147 @@ class Daemon:
         return run
 
     async def _wanted_pass(self) -> None:
-        await pass_spec("wanted").run(self._require_ctx())
+        added = await pass_spec("wanted").run(self._require_ctx())
         self._wanted_recorded = True
+        if added:
+            self._run_soon("submit")
+
+    async def _submit_pass(self) -> None:
+        await pass_spec("submit").run(self._require_ctx())
+        await self._wake_submit_at_not_before()
 
     async def _poll_pass(self) -> None:
         ctx = self._require_ctx()
-        await pass_spec("poll").run(ctx)
+        polled = await pass_spec("poll").run(ctx)
+        if polled:
+            # A poll may have made days Completed (archive them now) or Failed (resubmit
+            # them when their delay ends).
+            await self._wake_submit_at_not_before()
+            if ctx.archive is not None and await ctx.store.days_due_for_archiving(1, now=ctx.now()):
+                self._run_soon("archive")
         if (
             self.exit_when_done
             and self._wanted_recorded
             and await ctx.store.all_wanted_final(require_archived=ctx.archive is not None)
         ):
             # Tidy up what is finished before leaving: a one-shot backfill leaves no jobs.
-            await clean_up(ctx)
+            async with self._cleaning:
+                await clean_up(ctx)
             log.info("daemon.all_days_final")
             self.request_stop()
+
+    async def _wake_submit_at_not_before(self) -> None:
+        """Bring the submit pass forward to when the soonest resubmit delay ends."""
+        ctx = self._require_ctx()
+        now = ctx.now()
+        soonest = await ctx.store.earliest_pending_not_before(now)
+        if soonest is not None:
+            delay = self.clock.real_seconds(soonest - now) + WAKE_MARGIN_SECONDS
+            self._run_soon("submit", delay)
+
+    def _run_soon(self, name: str, delay_seconds: float = 0.0) -> None:
+        if self._ticker is not None:
+            self._ticker.run_soon(name, delay_seconds)
+
+    def _guarded(
+        self, name: str, run: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """``run``, held while the database is away; a store failure is one event, not a
+        traceback per tick."""
+
+        async def guarded() -> None:
+            if self._outage.down:
+                return  # the probe runs every pass once the database is back
+            try:
+                await run()
+            except (StoreError, OSError) as error:
+                await self._pass_failed_on_store(name, error)
+
+        return guarded
+
+    # ------------------------------------------------------------------ the database
+
+    async def _pass_failed_on_store(self, name: str, error: BaseException) -> None:
+        """A pass met a store error: an outage (the database does not answer) or its own."""
+        if self._outage.down:
+            return
+        reason: str | None
+        try:
+            await self._require_ctx().store.ping()
+        except Exception as ping_error:
+            reason = unavailable_reason(ping_error) or unavailable_reason(error)
+        else:
+            reason = None
+        if reason is None:
+            log.error(
+                "pass.store_failed", name=name, error=str(error), error_type=type(error).__name__
+            )
+            return
+        self._database_away(reason, failed_pass=name)
+
+    async def _wait_for_database(self, reason: str) -> None:
+        """Start-up could not reach the database: say so (once), back off, try again."""
+        delay = self._database_away(reason)
+        self._waiting_task = asyncio.current_task()
+        try:
+            await self._sleep_unless_stopped(delay)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._stop.is_set() and task is not None:
+                task.uncancel()
+                raise _StopWhileWaiting from None
+            raise
+        if self._stop.is_set():
+            raise _StopWhileWaiting
+
+    def _database_away(self, reason: str, *, failed_pass: str | None = None) -> float:
+        """Record one failed try; log and start probing when it starts an outage; the delay."""
+        self._outage, started = self._outage.failed(reason, self._wall.now())
+        delay = self.reconnect.delay(self._outage.failures, self.rand())
+        if started:
+            fields: dict[str, object] = {"database": self._database, "reason": reason}
+            if failed_pass is not None:
+                fields["failed_pass"] = failed_pass
+            log.warning("store.unavailable", retry_in=round(delay, 1), **fields)
+            if self._ctx is not None and (self._probe is None or self._probe.done()):
+                self._probe = asyncio.create_task(self._probe_database())
+        else:
+            log.debug("store.still_unavailable", reason=reason, tries=self._outage.failures)
+        self.notifier.status(
+            f"waiting for the database: {reason} (try {self._outage.failures},"
+            f" next in {delay:.0f} s)"
+        )
+        return delay
+
+    def _database_back(self) -> None:
+        self._outage, lasted = self._outage.recovered(self._wall.now())
+        self._waiting_task = None
+        if lasted is None:
+            return
+        log.info("store.available", database=self._database, down_seconds=lasted.total_seconds())
+        self._report_health(self.health)
+        if self._ticker is not None:
+            for spec in PASSES:
+                self._ticker.run_soon(spec.name)
+
+    async def _probe_database(self) -> None:
+        """While the database is away (after start-up): try it with backoff until it answers."""
+        while self._outage.down and not self._stop.is_set():
+            delay = self.reconnect.delay(self._outage.failures, self.rand())
+            await self._sleep_unless_stopped(delay)
+            if self._stop.is_set():
+                return
+            try:
+                await self._require_ctx().store.ping()
+            except Exception as error:
+                reason = unavailable_reason(error) or f"{type(error).__name__}: {error}"
+                self._database_away(reason)
+            else:
+                self._database_back()
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
     # ------------------------------------------------------------------ reload
 
@@ -284,7 +485,7 @@ class Daemon:
             log.info("twilio.auth_restored")
             self._report_health(self.health)
         log.info("config.reloaded", exports=len(settings.exports))
-        await record_wanted_days(self._ctx)
+        await self._guarded("wanted", self._wanted_pass)()
         self.notifier.ready(status="running")
 
     # ------------------------------------------------------------------ helpers

@@ -365,9 +365,7 @@ async def follow(store: Store, clock: ScaledClock, output: DemoOutput, every: fl
     await output.tally.started.wait()
     while True:
         snap = await snapshot(store, clock.now())
-        if snap.days == 0:
-            pass  # The wanted days are not recorded yet.
-        elif output.live:
+        if output.live:
             output.show(progress_line(snap, output.tally))
         else:
             log.info(
@@ -452,13 +450,17 @@ async def _run_daemon(
     """Run the daemon to the end (or the deadline) while showing progress; its code and state."""
     settings = load_config_file(config_path)
     task = asyncio.create_task(daemon.run())
-    await asyncio.wait(
-        [task, asyncio.create_task(output.tally.started.wait())],
-        return_when=asyncio.FIRST_COMPLETED,
-    )
-    if task.done():
-        # It failed to start: raise its error.
-        return task.result(), [], []
+    # daemon.started comes once the wanted days are recorded (the daemon's first wanted pass
+    # runs before its passes start ticking), so from here on the store holds every wanted
+    # day and neither the progress line nor the final verdict can read an empty table.
+    started = asyncio.create_task(output.tally.started.wait())
+    try:
+        await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        started.cancel()
+    if not output.tally.started.is_set():
+        # It ended before it started: raise its error (or return its code).
+        return await task, [], []
     async with open_store(
         settings.state.database_url.get_secret_value(),
         settings.twilio.account_sid,

@@ -22,7 +22,7 @@ import aiohttp
 
 from orchestrator.clock import Clock
 from orchestrator.config import Settings, redaction_secrets
-from orchestrator.store.open import open_store
+from orchestrator.store.open import WaitForDatabase, open_store
 from orchestrator.store.repository import Store
 from orchestrator.twilio import BulkExportsClient, ClientSettings, new_http_session
 from orchestrator.twilio.client import RequestObserver
@@ -47,12 +47,18 @@ Workflow = Callable[[WorkflowContext], Awaitable[object]]
 
 
 @contextlib.asynccontextmanager
-async def open_settings_store(settings: Settings, *, migrate: bool) -> AsyncIterator[Store]:
-    """The store of ``settings`` (its database, its account), closed after."""
+async def open_settings_store(
+    settings: Settings, *, migrate: bool, wait: WaitForDatabase | None = None
+) -> AsyncIterator[Store]:
+    """The store of ``settings`` (its database, its account), closed after.
+
+    ``wait``: wait for a database that cannot be reached yet (``store.open``).
+    """
     async with open_store(
         settings.state.database_url.get_secret_value(),
         settings.twilio.account_sid,
         migrate=migrate,
+        wait=wait,
     ) as store:
         yield store
 
@@ -183,6 +189,9 @@ class PassSpec:
     max_real_interval: float | None = None
     # Part of ``run_cycle`` (the plain cleanup pass is not: the orphan sweep includes it).
     in_cycle: bool = True
+    # Deletes jobs: the daemon never runs two such passes at once (they would delete one
+    # finished job twice).
+    deletes_jobs: bool = False
 
 
 # In run_cycle's order. Archive runs before cleanup, so a job can be deleted in the same cycle
@@ -199,8 +208,8 @@ PASSES: tuple[PassSpec, ...] = (
     ),
     # Always scheduled: a no-op without [archive], and a reload may turn archiving on.
     PassSpec("archive", archive_pass, lambda s: ARCHIVE_EVERY, first_delay_seconds=1.0),
-    PassSpec("cleanup", clean_up, lambda s: s.cleanup.interval, in_cycle=False),
-    PassSpec("orphans", orphan_pass, lambda s: s.cleanup.orphan_interval),
+    PassSpec("cleanup", clean_up, lambda s: s.cleanup.interval, in_cycle=False, deletes_jobs=True),
+    PassSpec("orphans", orphan_pass, lambda s: s.cleanup.orphan_interval, deletes_jobs=True),
 )
 
 

@@ -15,6 +15,9 @@ Everything dialect-specific in the store lives here, and nowhere else:
   is made before the first connection (PostgreSQL: nothing to prepare).
 - ``insert_ignoring_conflicts``: INSERT ... ON CONFLICT DO NOTHING in each dialect's spelling.
 - ``is_in``: a batch of days as an IN list (SQLite) or one array parameter (PostgreSQL).
+- ``unavailable_reason``: whether an error means the database cannot be reached (refused, reset,
+  timed out, starting up or shutting down, a dropped connection) and so is worth waiting for, and
+  why, in words with no password in them (the daemon waits and says so; everything else fails).
 - ``migration_connection``: on SQLite, migrations run with ``foreign_keys=OFF`` (a batch ALTER
   recreates tables, which a live foreign key would veto), checked with ``foreign_key_check`` before
   commit; the connection is then discarded so no pooled connection keeps foreign keys off.
@@ -36,6 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from orchestrator.errors import StoreError
 
 DEFAULT_BUSY_TIMEOUT = dt.timedelta(seconds=30)
+# PostgreSQL: give up on one connection attempt after this long (asyncpg's default is 60 s, a
+# long time for a daemon waiting on a server that silently drops packets to sit in one try).
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 # Execution options read by the SQLite "begin" hook.
 _READ_ONLY = "orchestrator_read_only"
@@ -72,7 +78,7 @@ def create_engine(
         engine = create_async_engine(parsed, echo=echo)
         _install_sqlite_hooks(engine, busy_timeout)
         return engine
-    connect_args: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_SECONDS}
     if schema is not None:
         connect_args["server_settings"] = {"search_path": schema}
     return create_async_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
@@ -87,6 +93,70 @@ def prepare_location(url: str | URL) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+# SQLSTATE classes and codes of a server that is not (or no longer) there for us: connection
+# exceptions (08), operator intervention (57P01 admin shutdown .. 57P03 cannot connect now),
+# insufficient resources (53: too many connections) and a database that does not exist yet.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53")
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "3D000", "28000", "28P01"})
+_MAX_REASON = 300
+
+
+def unavailable_reason(error: BaseException) -> str | None:
+    """Why the database cannot be reached, when ``error`` (or its cause) says so; else None.
+
+    Covers the socket errors a connect or a query on a dropped connection raises (refused,
+    reset, timed out: ``OSError``, unwrapped on connect), asyncpg's connection errors and the
+    server's "not now" answers by SQLSTATE, and SQLAlchemy's wrapped disconnects. An error in
+    the SQL itself (a constraint, a syntax error) is not unavailability and gives None. The
+    reason names the error type and its message; neither carries the URL or its password.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = _direct_reason(current)
+        if reason is not None:
+            return reason[:_MAX_REASON]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def shown_url(url: str | URL) -> str:
+    """``url`` fit for a log line: the password masked (``***``)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparseable database URL)"
+
+
+def _direct_reason(error: BaseException) -> str | None:
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return f"connection lost: {_first_line(error.orig) if error.orig else 'invalidated'}"
+    if isinstance(error, OSError | TimeoutError):
+        return f"{type(error).__name__}: {_first_line(error) or 'timed out'}"
+    module = type(error).__module__ or ""
+    if not module.startswith("asyncpg"):
+        return None
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and (
+        sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+    ):
+        return f"{type(error).__name__}: {_first_line(error)}"
+    # asyncpg's own client-side errors about the connection (closed, lost, in the middle of
+    # an operation) carry no SQLSTATE.
+    name = type(error).__name__
+    if sqlstate is None and name in ("ConnectionDoesNotExistError", "InterfaceError"):
+        text = _first_line(error)
+        if "connection" in text.lower() or name == "ConnectionDoesNotExistError":
+            return f"{name}: {text}"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:

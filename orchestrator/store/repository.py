@@ -835,6 +835,26 @@ class Store:
         async with self._read("requested days") as conn:
             return int((await conn.execute(_requested_since(self.account_sid, since))).scalar_one())
 
+    async def ping(self) -> None:
+        """One trivial read: raises (a StoreError, or the connect's OSError) when unreachable."""
+        async with self._read("ping") as conn:
+            await conn.execute(sa.select(sa.literal(1)))
+
+    async def earliest_pending_not_before(self, after: dt.datetime) -> dt.datetime | None:
+        """The soonest resubmit delay ending after ``after`` among Pending days in no job.
+
+        The daemon wakes its submit pass then, not on the next minute's tick.
+        """
+        query = sa.select(sa.func.min(days.c.not_before, type_=days.c.not_before.type)).where(
+            days.c.account_sid == self.account_sid,
+            days.c.status == DayStatus.PENDING,
+            days.c.job_id.is_(None),
+            days.c.not_before > after,
+        )
+        async with self._read("earliest pending not before") as conn:
+            value: dt.datetime | None = (await conn.execute(query)).scalar_one_or_none()
+        return value
+
     async def all_wanted_final(
         self, *, keys: Iterable[DayKey] | None = None, require_archived: bool = False
     ) -> bool:
@@ -862,11 +882,6 @@ class Store:
             return True
 
     # ------------------------------------------------------------------ observing (read-only)
-
-    async def ping(self) -> None:
-        """One trivial read: raises StoreError when the database does not answer."""
-        async with self._read("ping") as conn:
-            await conn.execute(sa.select(sa.literal(1)))
 
     async def metrics_snapshot(
         self, now: dt.datetime, ranges: Sequence[ExportRange], *, budget_since: dt.datetime

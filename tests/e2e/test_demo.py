@@ -103,7 +103,8 @@ async def test_demo_on_a_terminal_shows_a_progress_line_and_short_notes(tmp_path
         messages_days=35,
         calls_days=3,
         conferences_days=2,
-        timeout=60,
+        # Generous: the demo runs on simulated time, but a busy machine is slow in real time.
+        timeout=180,
     )
     code = await run_demo(options, out)
     text = out.getvalue()
@@ -116,3 +117,29 @@ async def test_demo_on_a_terminal_shows_a_progress_line_and_short_notes(tmp_path
     assert "will be resubmitted" in text
     assert "(stale: no progress for stale_after)" in text
     assert "every wanted day is final: 40 days" in text
+
+
+async def test_demo_daemon_says_started_only_once_the_wanted_days_are_recorded(
+    tmp_path: Path,
+) -> None:
+    """days.wanted comes before daemon.started, so no first check can read an empty table."""
+    out = io.StringIO()
+    options = DemoOptions(
+        speed=6000,
+        seed=3,
+        directory=tmp_path / "demo",
+        messages_days=33,
+        calls_days=2,
+        conferences_days=1,
+        timeout=120,
+        progress_every=0.05,
+    )
+    code = await run_demo(options, out)
+    text = out.getvalue()
+    assert code == 0, text[-3000:]
+    names = [e["event"] for e in _events(text)]
+    assert names.index("days.wanted") < names.index("daemon.started")
+    # Every progress line, the first one too, counts every wanted day.
+    progress = [e for e in _events(text) if e["event"] == "demo.progress"]
+    assert progress
+    assert {e["days"] for e in progress} == {36}
