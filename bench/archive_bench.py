@@ -29,7 +29,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from orchestrator.archive.download import download_day
-from orchestrator.archive.layout import archive_path
+from orchestrator.archive.layout import relative_path
+from orchestrator.archive.local import LocalTarget
 from orchestrator.clock import SystemClock
 from orchestrator.domain.model import ResourceType
 from orchestrator.logs import SecretRedactor, configure_logging
@@ -143,13 +144,13 @@ async def run(mb: int) -> dict[str, float]:
         async with BulkExportsClient(credentials, settings=settings, clock=SystemClock()) as client:
             size = await _completed_day(client)
             with tempfile.TemporaryDirectory(prefix="archive-bench-") as directory:
-                root = Path(directory)
-                target = archive_path(root, "{resource_type}/{day}.json.gz", "Messages", DAY)
+                target = LocalTarget(Path(directory))
+                key = relative_path("{resource_type}/{day}.json.gz", "Messages", DAY).as_posix()
                 before = _rss_mb()
                 with _Sampler() as sampler:
                     started = time.perf_counter()
                     stored = await download_day(
-                        client, ResourceType.MESSAGES, DAY, target, root, expected_size=size
+                        client, ResourceType.MESSAGES, DAY, target, key, expected_size=size
                     )
                     seconds = time.perf_counter() - started
     megabytes = stored.size / (1024 * 1024)
