@@ -488,9 +488,11 @@ class ArchiveSettings(_Frozen):
             and not given - {"session_token_file"}
         ):
             raise _KeyedError("session_token_file", "needs access_key_id_file too")
-        context = info.context if isinstance(info.context, dict) else {}
-        environ: Mapping[str, str] = context.get("environ", os.environ)
-        base_dir: Path = context.get("base_dir", Path("."))
+        if not isinstance(info.context, dict):
+            # Settings(...) passing the loaded section on: its secrets were read at load.
+            return self
+        environ: Mapping[str, str] = info.context.get("environ", os.environ)
+        base_dir: Path = info.context.get("base_dir", Path("."))
         options: dict[str, SecretStr] = {}
         for key, option in _ARCHIVE_SECRET_FILES[scheme].items():
             name = getattr(self, key)

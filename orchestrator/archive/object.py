@@ -129,7 +129,12 @@ def build_store(config: ObjectStoreConfig) -> ObjectStore:
                 retry_config=retry or None,
             )
     except Exception as error:  # obstore raises its own tree (and ValueError) for bad options
-        raise InvalidInput("url", f"{url.url}: {first_line(error)}") from None
+        message = first_line(error)
+        for value in config.options.values():
+            # A parser may quote what it could not read: never a credential.
+            if len(value) >= 4:
+                message = message.replace(value, "[redacted]")
+        raise InvalidInput("url", f"{url.url}: {message}") from None
     raise InvalidInput("url", f"{url.scheme}:// is not an object store")
 
 
