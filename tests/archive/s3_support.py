@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import io
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -235,7 +236,7 @@ class FaultProxy:
             request.method,
             self.upstream + request.path_qs,
             headers=headers,
-            data=body if body else None,
+            data=io.BytesIO(body) if body else None,
             allow_redirects=False,
             skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent"),
         ) as upstream:
