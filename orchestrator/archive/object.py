@@ -26,8 +26,11 @@ Errors from the service become ``ArchiveWriteError`` (writing) or ``ArchiveReadE
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
+import gc
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -63,6 +66,30 @@ ABORT_SECONDS = 30.0
 MARKER_KEY = "archived-by"
 MARKER_VALUE = "orchestrator"
 CONTENT_TYPE = "application/gzip"
+
+
+# Set once a target was built: only then is there anything to wait for at exit.
+_runtime_used = False
+# How long the exit hook lets obstore's runtime threads finish what they were doing.
+EXIT_SETTLE_SECONDS = 0.2
+
+
+def _collect_before_exit() -> None:
+    """Let obstore's runtime settle while the interpreter is still whole.
+
+    A tokio worker still finishing an obstore call (dropping its Python objects) when the
+    interpreter finalizes can panic, and the process then aborts (SIGABRT, exit 134) after it
+    finished its work: a daemon or ``verify-archive`` would report a crash. At exit, after the
+    event loop is gone, unreachable obstore objects are collected and the workers are given a
+    moment to finish, before finalization starts.
+    """
+    if not _runtime_used:
+        return
+    gc.collect()
+    time.sleep(EXIT_SETTLE_SECONDS)
+
+
+atexit.register(_collect_before_exit)
 
 
 @dataclass(frozen=True)
@@ -271,6 +298,8 @@ class ObjectTarget(ArchiveTarget):
     """Day files as objects under ``config.url``'s bucket and prefix."""
 
     def __init__(self, config: ObjectStoreConfig, store: ObjectStore | None = None) -> None:
+        global _runtime_used
+        _runtime_used = True
         self.config = config
         self.store = store if store is not None else build_store(config)
         self._url = config.url.url

@@ -30,6 +30,7 @@ Promises every target keeps:
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -154,18 +155,26 @@ async def probe(target: ArchiveTarget) -> ProbeResult:
     digest = hashlib.sha256(data).hexdigest()
     await target.put_probe(key, data)
     try:
-        info = await target.stat(key)
-        if info is None:
-            raise ArchiveError(f"{target.url}: the probe object {key} was written but not found")
-        if info.size != len(data):
-            raise ArchiveError(
-                f"{target.url}: the probe object {key} has {info.size} bytes, wrote {len(data)}"
-            )
-        back = bytearray()
-        async for chunk in target.read(key):
-            back += chunk
-        if hashlib.sha256(back).hexdigest() != digest:
-            raise ArchiveError(f"{target.url}: the probe object {key} read back different bytes")
-    finally:
-        await target.delete_probe(key)
+        await _read_back(target, key, data, digest)
+    except BaseException:
+        # The first problem is the one to report; removing the probe is then best effort.
+        with contextlib.suppress(ArchiveError):
+            await target.delete_probe(key)
+        raise
+    await target.delete_probe(key)
     return ProbeResult(url=target.url, key=key, size=len(data))
+
+
+async def _read_back(target: ArchiveTarget, key: str, data: bytes, digest: str) -> None:
+    info = await target.stat(key)
+    if info is None:
+        raise ArchiveError(f"{target.url}: the probe object {key} was written but not found")
+    if info.size != len(data):
+        raise ArchiveError(
+            f"{target.url}: the probe object {key} has {info.size} bytes, wrote {len(data)}"
+        )
+    back = bytearray()
+    async for chunk in target.read(key):
+        back += chunk
+    if hashlib.sha256(back).hexdigest() != digest:
+        raise ArchiveError(f"{target.url}: the probe object {key} read back different bytes")

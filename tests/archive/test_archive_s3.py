@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import os
+import sys
 
 import structlog
 
@@ -183,3 +185,42 @@ async def test_big_days_stream_as_multipart_uploads_and_verify(make_env: MakeEnv
     for deep in (False, True):
         verified = await verify_archive(env.store, deep=deep, target=env.target)
         assert (verified.checked, verified.ok) == (3, 3)
+
+
+async def test_the_verify_archive_command_checks_the_bucket(make_env: MakeEnv) -> None:
+    """`orchestrator verify-archive [--deep]` on an S3 config: 0 when whole, 1 once deleted."""
+    bucket = S3Bucket.create()
+    clock = ManualClock(START)
+    async with running_simulator(sim_settings(clock)) as sim:
+        env = await make_env(sim.base_url, clock, s3=bucket)
+        await complete_on_simulator(env, clock)
+        await archive_due_days(env.ctx)
+    assert env.settings is not None
+    config = env.settings.source
+
+    async def command(*extra: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "verify-archive",
+            "--config",
+            config,
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    for extra in ((), ("--deep",)):
+        code, out = await command(*extra)
+        assert code == 0, out
+        assert "checked 3 archived files: 3 ok" in out
+    bucket.client().delete_object(Bucket=bucket.name, Key=bucket.full_key(key_of(DAYS[1])))
+    code, out = await command()
+    assert code == 1, out
+    assert f"missing: Calls {DAYS[1].isoformat()} {bucket.url}/{key_of(DAYS[1])}" in out
+    assert SECRET_ACCESS_KEY not in out

@@ -201,3 +201,34 @@ async def test_a_probe_of_an_unwritable_directory_fails(tmp_path: Path) -> None:
     (tmp_path / "archive").write_text("in the way")
     with pytest.raises(ArchiveWriteError):
         await probe(LocalTarget(tmp_path / "archive"))
+
+
+async def test_incomplete_writes_are_swept_or_left_to_the_lifecycle_rule(
+    dest: Destination,
+) -> None:
+    """A crash's leftover: local part files are removed; S3 has none to list (lifecycle rule)."""
+    await write(dest.target, KEY, gzip_lines({"sid": "SM1"}))
+    if isinstance(dest, LocalDestination):
+        leftover = dest.root / "Calls" / "2026" / "02" / f".{Path(KEY).name}.part-abc123"
+        leftover.write_bytes(b"half a file")
+        assert await dest.target.abort_incomplete() == 1
+        assert not leftover.exists()
+    else:
+        assert await dest.target.abort_incomplete() == 0
+    assert dest.visible() == [KEY] and dest.leftovers() == []
+
+
+async def test_a_probe_that_reads_back_other_bytes_fails_and_cleans_up(
+    tmp_path: Path,
+) -> None:
+    """A target that corrupts what it stores: the probe says so and removes its object."""
+
+    class Corrupting(LocalTarget):
+        async def put_probe(self, key: str, data: bytes) -> None:
+            await super().put_probe(key, bytes(len(data)))
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    with pytest.raises(ArchiveError, match="read back different bytes"):
+        await probe(Corrupting(root))
+    assert [p for p in root.rglob("*") if p.is_file()] == []
