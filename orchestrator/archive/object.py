@@ -61,7 +61,7 @@ UPLOAD_CONCURRENCY = 2
 # Chunks waiting between the download and the upload.
 QUEUE_CHUNKS = 4
 # How long an abort waits for obstore to abort a multipart upload.
-ABORT_SECONDS = 30.0
+ABORT_SECONDS = 10.0
 # Our metadata on every object.
 MARKER_KEY = "archived-by"
 MARKER_VALUE = "orchestrator"
