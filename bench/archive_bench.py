@@ -1,6 +1,6 @@
 """Archive benchmark: download one big simulated day file through the real client and archiver.
 
-    python -m bench.archive_bench [--mb 500]
+    python -m bench.archive_bench [--mb 500] [--target local|s3]
 
 The simulator runs in a child process (``python -m orchestrator simulator``) so this process's
 memory is the archiver's alone: the simulator generates the file as it streams it and would
@@ -8,8 +8,13 @@ otherwise add its own buffers to the figure. One job for one day is created and 
 sped-up simulator clock, then the file is resolved, streamed, verified (gzip, every JSON line,
 sha256, size) and written atomically with ``orchestrator.archive.download.download_day``.
 
-Figures: MB/s over the download (resolve to fsync'd rename), peak RSS sampled from
-/proc/self/status every 20 ms during the download, and ru_maxrss of the whole process.
+``--target s3`` streams it to an S3 bucket instead of a directory: a moto server (the test
+suite's S3 twin, from the test extra) in another child process on loopback, reached through
+``ObjectTarget`` (obstore multipart upload, no local disk), then HEADs the object.
+
+Figures: MB/s over the download (resolve to fsync'd rename, or to the completed upload and its
+HEAD), peak RSS sampled from /proc/self/status every 20 ms during the download, and ru_maxrss
+of the whole process.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from orchestrator.archive.download import download_day
-from orchestrator.archive.layout import archive_path
+from orchestrator.archive.layout import relative_path
+from orchestrator.archive.local import LocalTarget
+from orchestrator.archive.target import ArchiveTarget
 from orchestrator.clock import SystemClock
 from orchestrator.domain.model import ResourceType
 from orchestrator.logs import SecretRedactor, configure_logging
@@ -135,21 +142,90 @@ async def _completed_day(client: BulkExportsClient) -> int | None:
     return None
 
 
-async def run(mb: int) -> dict[str, float]:
-    """Archive one ``mb`` MB day file; return MB/s and memory figures."""
+async def _wait_for_port(port: int, what: str) -> None:
+    for _ in range(600):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError(f"{what} did not start")
+
+
+@contextlib.asynccontextmanager
+async def _s3_target() -> AsyncIterator[ArchiveTarget]:
+    """An ObjectTarget on a fresh bucket of a moto server in a child process."""
+    from orchestrator.archive.layout import parse_archive_url
+    from orchestrator.archive.object import ObjectStoreConfig, ObjectTarget
+
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await _wait_for_port(port, "the moto server")
+        endpoint = f"http://127.0.0.1:{port}"
+        options = {"access_key_id": "AKIABENCH", "secret_access_key": "bench-secret"}
+        bucket = ObjectStoreConfig(
+            url=parse_archive_url("s3://archive-bench"),
+            endpoint=endpoint,
+            region="us-east-1",
+            allow_http=True,
+            options=options,
+        )
+        # boto3 comes with moto (the test extra); the daemon never uses it. In a child process,
+        # so its memory is not counted as the archiver's.
+        creator = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], "
+            "aws_access_key_id='AKIABENCH', aws_secret_access_key='bench-secret', "
+            "region_name='us-east-1').create_bucket(Bucket='archive-bench')",
+            endpoint,
+        )
+        if await creator.wait() != 0:
+            raise RuntimeError("cannot create the bench bucket")
+        yield ObjectTarget(bucket)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def _target(kind: str) -> AsyncIterator[ArchiveTarget]:
+    if kind == "s3":
+        async with _s3_target() as target:
+            yield target
+        return
+    with tempfile.TemporaryDirectory(prefix="archive-bench-") as directory:
+        yield LocalTarget(Path(directory))
+
+
+async def run(mb: int, target_kind: str = "local") -> dict[str, float]:
+    """Archive one ``mb`` MB day file to ``target_kind``; return MB/s and memory figures."""
     credentials = Credentials.from_auth_token(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
     async with _simulator(mb * 1024 * 1024) as base_url:
         settings = ClientSettings(base_url=base_url, request_timeout=600.0)
         async with BulkExportsClient(credentials, settings=settings, clock=SystemClock()) as client:
             size = await _completed_day(client)
-            with tempfile.TemporaryDirectory(prefix="archive-bench-") as directory:
-                root = Path(directory)
-                target = archive_path(root, "{resource_type}/{day}.json.gz", "Messages", DAY)
+            async with _target(target_kind) as target:
+                key = relative_path("{resource_type}/{day}.json.gz", "Messages", DAY).as_posix()
                 before = _rss_mb()
                 with _Sampler() as sampler:
                     started = time.perf_counter()
                     stored = await download_day(
-                        client, ResourceType.MESSAGES, DAY, target, root, expected_size=size
+                        client, ResourceType.MESSAGES, DAY, target, key, expected_size=size
                     )
                     seconds = time.perf_counter() - started
     megabytes = stored.size / (1024 * 1024)
@@ -167,9 +243,13 @@ async def run(mb: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500, help="size of the day file (MB)")
+    parser.add_argument(
+        "--target", choices=("local", "s3"), default="local", help="a directory, or S3 (moto)"
+    )
     args = parser.parse_args()
     configure_logging(redactor=SecretRedactor(), level="warning", stream=sys.stderr)
-    figures = asyncio.run(run(args.mb))
+    figures = asyncio.run(run(args.mb, args.target))
+    print(f"{'target':>16}: {args.target}")
     for name, value in figures.items():
         print(f"{name:>16}: {value:g}")
     target = 100.0

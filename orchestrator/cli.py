@@ -323,11 +323,13 @@ async def _retry(args: argparse.Namespace) -> int:
 async def _verify_archive(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config_file
     from orchestrator.report import render_verify_report
+    from orchestrator.wiring import archive_target
     from orchestrator.workflows.verify_archive import verify_archive
 
     config = load_config_file(args.config)
+    target = archive_target(config.archive, source=str(args.config)) if config.archive else None
     async with _open_store(config) as store:
-        report = await verify_archive(store, deep=args.deep)
+        report = await verify_archive(store, deep=args.deep, target=target)
     print(render_verify_report(report))
     return report.exit_code
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import json
 import os
 import re
 import string
@@ -54,7 +55,7 @@ from pydantic import (
 )
 
 from orchestrator.archive.layout import DEFAULT_TEMPLATE as DEFAULT_PATH_TEMPLATE
-from orchestrator.archive.layout import ArchiveDestination
+from orchestrator.archive.layout import ArchiveDestination, ArchiveUrl, parse_archive_url
 from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.cleanup import CleanupPolicy
 from orchestrator.domain.model import ResourceType, parse_day
@@ -342,13 +343,86 @@ class CleanupSettings(_Frozen):
     delete_orphans: StrictBool = _CLEANUP.delete_orphans
 
 
-class ArchiveSettings(_Frozen):
-    """[archive]: where day files are kept; absent = archiving off."""
+# [archive] keys naming a secret file, per URL scheme -> the obstore option each one sets.
+_ARCHIVE_SECRET_FILES: dict[str, dict[str, str]] = {
+    "s3": {
+        "access_key_id_file": "access_key_id",
+        "secret_access_key_file": "secret_access_key",
+        "session_token_file": "session_token",
+    },
+    "gs": {"service_account_file": "service_account_key"},
+    "az": {"account_key_file": "account_key"},
+}
+# A GCS service-account key is a JSON document, larger than a token.
+_MAX_KEY_FILE_BYTES = 64 * 1024
 
-    directory: Path
+
+class ArchiveSettings(_Frozen):
+    """[archive]: where day files are kept; absent = archiving off.
+
+    Exactly one of ``directory`` (a local directory) and ``url`` (``s3://bucket/prefix``,
+    ``gs://bucket/prefix``, ``az://container/prefix`` or ``file:///directory``; a file URL is
+    read as ``directory``). Object storage takes its credentials from the cloud's standard chain
+    (environment, profiles, instance or workload identity) unless ``*_file`` keys name files
+    holding them; those are read when the configuration is loaded, kept in hidden slots, and
+    never shown in a message or a repr.
+    """
+
+    directory: Path | None = None
+    url: StrictStr | None = None
+    # S3-compatible services (MinIO, Ceph, R2, Wasabi), a GCS or Azure emulator.
+    endpoint: StrictStr | None = None
+    region: StrictStr | None = None
+    # Plain http to ``endpoint`` (a loopback test server); https otherwise.
+    allow_http: StrictBool = False
+    access_key_id_file: FileName | None = None
+    secret_access_key_file: FileName | None = None
+    session_token_file: FileName | None = None
+    service_account_file: FileName | None = None
+    account_name: StrictStr | None = None
+    account_key_file: FileName | None = None
     path_template: StrictStr = DEFAULT_PATH_TEMPLATE
     max_concurrent_downloads: Annotated[StrictInt, Field(ge=1, le=32)] = 2
     download_read_timeout: PositiveDuration = dt.timedelta(seconds=60)
+    _options: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_location(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        has_dir, has_url = data.get("directory") is not None, data.get("url") is not None
+        if has_dir and has_url:
+            raise _KeyedError("url", "give directory or url, not both")
+        if not has_dir and not has_url:
+            raise _KeyedError(
+                "directory",
+                "is required (or url = 's3://bucket/prefix', 'gs://...', 'az://...', "
+                "'file:///path')",
+            )
+        url = data.get("url")
+        if isinstance(url, str) and url.lower().startswith("file:"):
+            location = _parse_archive_url(url)
+            data = {k: v for k, v in data.items() if k != "url"}
+            data["directory"] = str(location.directory)
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return None if value is None else _parse_archive_url(value).url
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.username is not None or parts.password is not None or parts.query:
+            raise ValueError("must not carry credentials or a query")
+        return value.rstrip("/")
 
     @field_validator("path_template")
     @classmethod
@@ -371,13 +445,125 @@ class ArchiveSettings(_Frozen):
             raise ValueError("must be a relative path inside the archive directory")
         return value
 
+    @model_validator(mode="after")
+    def _object_options(self, info: ValidationInfo) -> ArchiveSettings:
+        scheme = self.scheme
+        given = {
+            key
+            for keys in _ARCHIVE_SECRET_FILES.values()
+            for key in keys
+            if getattr(self, key) is not None
+        }
+        allowed = set(_ARCHIVE_SECRET_FILES.get(scheme, {}))
+        extra = sorted(given - allowed)
+        if extra:
+            raise _KeyedError(extra[0], f"does not apply to {scheme}:// archives")
+        if scheme == "file":
+            for key in ("endpoint", "region", "account_name"):
+                if getattr(self, key) is not None:
+                    raise _KeyedError(key, "applies to object storage only (url = 's3://...')")
+            if self.allow_http:
+                raise _KeyedError("allow_http", "applies to object storage only")
+            return self
+        if self.region is not None and scheme != "s3":
+            raise _KeyedError("region", f"applies to s3:// only, not {scheme}://")
+        if self.account_name is not None and scheme != "az":
+            raise _KeyedError("account_name", f"applies to az:// only, not {scheme}://")
+        if self.allow_http and self.endpoint is None:
+            raise _KeyedError("allow_http", "needs an endpoint (plain http to the cloud: never)")
+        if self.endpoint is not None and self.endpoint.startswith("http:") and not self.allow_http:
+            raise _KeyedError("endpoint", "is plain http: set allow_http = true to allow it")
+        if scheme == "s3" and (self.access_key_id_file is None) != (
+            self.secret_access_key_file is None
+        ):
+            raise _KeyedError(
+                "secret_access_key_file"
+                if self.secret_access_key_file is None
+                else "access_key_id_file",
+                "give access_key_id_file and secret_access_key_file together",
+            )
+        if (
+            scheme == "s3"
+            and self.session_token_file is not None
+            and not given - {"session_token_file"}
+        ):
+            raise _KeyedError("session_token_file", "needs access_key_id_file too")
+        if not isinstance(info.context, dict):
+            # Settings(...) passing the loaded section on: its secrets were read at load.
+            return self
+        environ: Mapping[str, str] = info.context.get("environ", os.environ)
+        base_dir: Path = info.context.get("base_dir", Path("."))
+        options: dict[str, SecretStr] = {}
+        for key, option in _ARCHIVE_SECRET_FILES[scheme].items():
+            name = getattr(self, key)
+            if name is not None:
+                options[option] = SecretStr(
+                    _read_archive_secret(key, name, environ=environ, base_dir=base_dir)
+                )
+        if self.account_name is not None:
+            options["account_name"] = SecretStr(self.account_name)
+        self._options = options
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """``file`` for a local archive, else the URL's scheme (``s3``, ``gs``, ``az``)."""
+        return "file" if self.url is None else self.url.partition("://")[0]
+
+    def object_options(self) -> dict[str, str]:
+        """The obstore options the ``*_file`` keys (and ``account_name``) give; secrets."""
+        return {key: value.get_secret_value() for key, value in self._options.items()}
+
+    def secrets(self) -> list[str]:
+        """The secret values read from ``*_file`` keys (for the log redactor)."""
+        return [
+            value.get_secret_value()
+            for key, value in self._options.items()
+            if key != "account_name"
+        ]
+
+    def describe(self) -> str:
+        """Where files go, for a report line (no secret)."""
+        return self.url if self.url is not None else str(self.directory)
+
     def destination(self) -> ArchiveDestination:
-        """What the archive pass needs of this section."""
+        """What the archive pass needs of this section (wiring adds the target)."""
         return ArchiveDestination(
             directory=self.directory,
             path_template=self.path_template,
             max_concurrent_downloads=self.max_concurrent_downloads,
         )
+
+
+def _parse_archive_url(raw: str) -> ArchiveUrl:
+    try:
+        return parse_archive_url(raw)
+    except InvalidInput as exc:
+        raise ValueError(str(exc).removeprefix(f"{exc.field}: ")) from None
+
+
+def _read_archive_secret(key: str, name: str, *, environ: Mapping[str, str], base_dir: Path) -> str:
+    """The secret in the file ``key`` names (a JSON key file may span lines)."""
+    if key != "service_account_file":
+        secret, _origin, _key = _read_secret(
+            key, None, key, name, environ=environ, base_dir=base_dir
+        )
+        return secret
+    path = secret_file_path(name, environ=environ, base_dir=base_dir)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _KeyedError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > _MAX_KEY_FILE_BYTES:
+        raise _KeyedError(key, f"{path} is larger than {_MAX_KEY_FILE_BYTES} bytes")
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise _KeyedError(key, f"{path} is not a JSON service-account key") from None
+    if not isinstance(document, dict) or "private_key" not in document:
+        raise _KeyedError(key, f"{path} is not a service-account key (no private_key)")
+    return data.decode("utf-8")
 
 
 class LoggingSettings(_Frozen):

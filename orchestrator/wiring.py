@@ -4,6 +4,8 @@
   (``store.open.open_store`` over its database URL and account);
 - ``client_settings`` / ``make_client``: the one client factory (the daemon builds a client at
   start-up and at every reload, over the process's one HTTP session);
+- ``archive_target``: the one place an archive target is built from [archive] (a local
+  directory or an obstore bucket); ``workflow_context`` puts it in the context;
 - ``workflow_context``: what every workflow is given, from the settings (their ``policies``,
   built once at load, plus the job name prefix, the exports and where archived files go);
 - ``PASSES``: the table of passes, in the order ``run_cycle`` runs them, each with its cadence
@@ -14,14 +16,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 
+from orchestrator.archive.layout import ArchiveDestination, parse_archive_url
+from orchestrator.archive.local import LocalTarget
+from orchestrator.archive.target import ArchiveTarget
 from orchestrator.clock import Clock
-from orchestrator.config import Settings, redaction_secrets
+from orchestrator.config import ArchiveSettings, Settings, redaction_secrets
+from orchestrator.errors import ConfigError, InvalidInput
 from orchestrator.store.open import WaitForDatabase, open_store
 from orchestrator.store.repository import Store
 from orchestrator.twilio import BulkExportsClient, ClientSettings, new_http_session
@@ -100,9 +108,66 @@ def make_client(
     )
 
 
+# Secrets of the clouds' standard credential chains that obstore reads from the environment.
+CLOUD_SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_CLIENT_SECRET",
+    "AZURE_CLIENT_SECRET",
+)
+
+
 def all_secrets(settings: Settings) -> list[str]:
     """Every form a secret may take in a log line (the raw value and its Basic encoding)."""
-    return [*redaction_secrets(settings), *settings.credentials.secret_values()]
+    found = [*redaction_secrets(settings), *settings.credentials.secret_values()]
+    if settings.archive is not None and settings.archive.url is not None:
+        found += settings.archive.secrets()
+        found += [v for name in CLOUD_SECRET_VARIABLES if (v := os.environ.get(name, "").strip())]
+    return found
+
+
+# -------------------------------------------------------------------------------- archive
+
+
+def archive_target(archive: ArchiveSettings, *, source: str = "") -> ArchiveTarget:
+    """Where [archive] keeps day files: a local directory, or a bucket through obstore.
+
+    ``ConfigError`` (naming ``archive.url``) when obstore refuses the options; nothing is
+    sent over the network here (``archive.target.probe`` does that).
+    """
+    if archive.url is None:
+        assert archive.directory is not None  # ArchiveSettings checked one of the two is given
+        return LocalTarget(archive.directory)
+    # Imported here: obstore loads only for an object-storage archive.
+    from orchestrator.archive.object import ObjectStoreConfig, ObjectTarget
+
+    config = ObjectStoreConfig(
+        url=parse_archive_url(archive.url),
+        endpoint=archive.endpoint,
+        region=archive.region,
+        allow_http=archive.allow_http,
+        options=archive.object_options(),
+    )
+    try:
+        return ObjectTarget(config)
+    except InvalidInput as error:
+        raise ConfigError(
+            str(error).removeprefix(f"{error.field}: "), source=source, key="archive.url"
+        ) from None
+
+
+def archive_destination(settings: Settings) -> ArchiveDestination | None:
+    """The archive pass's destination, its target built; None when archiving is off."""
+    destination = settings.archive_destination()
+    if destination is None or settings.archive is None:
+        return None
+    return dataclasses.replace(
+        destination, target=archive_target(settings.archive, source=settings.source)
+    )
 
 
 # -------------------------------------------------------------------------------- context
@@ -125,7 +190,7 @@ def workflow_context(
         policies=settings.policies,
         name_prefix=settings.jobs.name_prefix,
         exports=settings.export_specs(),
-        archive=settings.archive_destination(),
+        archive=archive_destination(settings),
         health=health,
         random=rand,
     )

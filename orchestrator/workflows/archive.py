@@ -5,8 +5,10 @@ for a retry), learn each file's size and creation date from the Days list, order
 Twilio's removal deadline, and download them within ``[archive] max_concurrent_downloads``.
 Each day ends in exactly one of:
 
-- ``archive.stored``: complete and verified on disk, then recorded in the store (the store is
-  written only after the atomic rename: a crash never leaves a day archived without its file);
+- ``archive.stored``: complete and verified at the archive's target (a directory or a bucket:
+  the workflow does not know which), then recorded in the store (written only after the atomic
+  rename or the completed upload, and a HEAD of the final key showing the verified size: a
+  crash never leaves a day archived without its file);
 - ``archive.failed`` / ``archive.write_failed``: retried at once within the pass when it may
   help, then counted in the store and tried again on a later pass with backoff (error level
   from ``RetryPolicy.alarm_after`` failures on, and always for a full or unwritable disk);
@@ -29,8 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.archive.download import FileGone, download_day
-from orchestrator.archive.layout import ArchiveDestination, archive_path
-from orchestrator.archive.writer import Opener, open_exclusive
+from orchestrator.archive.layout import ArchiveDestination, relative_path
+from orchestrator.archive.target import ArchiveTarget
+from orchestrator.archive.writer import Opener
 from orchestrator.domain.archiving import (
     DEFAULT_RETRY_POLICY,
     ArchiveAttempts,
@@ -103,11 +106,14 @@ async def archive_due_days(
     ctx: WorkflowContext,
     *,
     policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-    opener: Opener = open_exclusive,
+    opener: Opener | None = None,
     limit: int = MAX_ARCHIVES_PER_PASS,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> ArchiveReport:
-    """Download, verify and record the files of the days due; a no-op when archiving is off."""
+    """Download, verify and record the files of the days due; a no-op when archiving is off.
+
+    ``opener`` (tests): a local archive opens its temporary files with it.
+    """
     report = ArchiveReport()
     settings = ctx.archive
     if settings is None or not ctx.health.healthy:
@@ -122,6 +128,9 @@ async def archive_due_days(
     ordered = order_by_deadline(due, created)
     # FIFO: the semaphore hands out places in deadline order.
     places = asyncio.Semaphore(settings.max_concurrent_downloads)
+    target = settings.archive_target()
+    if opener is not None:
+        target = target.with_opener(opener)
 
     async def one(day: Day) -> None:
         async with places:
@@ -133,10 +142,10 @@ async def archive_due_days(
                 report.outcomes[day.key] = await _archive_day(
                     ctx,
                     settings,
+                    target,
                     day,
                     entry.size if entry is not None else None,
                     policy=policy,
-                    opener=opener,
                     monotonic=monotonic,
                 )
             except Exception as error:  # one day's failure must not cancel the other downloads
@@ -186,11 +195,11 @@ def _created_on(entry: RemoteDay) -> dt.date | None:
 async def _archive_day(
     ctx: WorkflowContext,
     settings: ArchiveDestination,
+    target: ArchiveTarget,
     day: Day,
     expected_size: int | None,
     *,
     policy: RetryPolicy,
-    opener: Opener,
     monotonic: Callable[[], float],
 ) -> Outcome:
     fields: dict[str, object] = {
@@ -199,9 +208,7 @@ async def _archive_day(
         "job_sid": day.job_sid,
     }
     try:
-        target = archive_path(
-            settings.directory, settings.path_template, day.resource_type, day.day
-        )
+        key = relative_path(settings.path_template, day.resource_type, day.day).as_posix()
     except InvalidInput as error:
         # Config validation and the store's dates make this unreachable; never write anyway.
         return await _failed(ctx, day, FailureKind.WRITE, str(error), policy, fields)
@@ -214,10 +221,9 @@ async def _archive_day(
                 day.resource_type,
                 day.day,
                 target,
-                settings.directory,
+                key,
                 expected_size=expected_size,
                 allow_empty=day.status is DayStatus.COMPLETED_EMPTY_RECORDS,
-                opener=opener,
                 monotonic=monotonic,
             )
         except FileGone as error:
@@ -235,7 +241,7 @@ async def _archive_day(
             kind, message = FailureKind.TRANSPORT, f"{type(error).__name__}: {error}"
         else:
             facts = ArchiveFacts(
-                path=str(stored.path),
+                path=stored.location,
                 size=stored.size,
                 sha256=stored.sha256,
                 record_count=stored.record_count,
@@ -244,7 +250,7 @@ async def _archive_day(
             try:
                 await ctx.store.record_archive(day.key, facts)
             except StoreError as error:
-                # The file is complete on disk but not recorded: the next pass replaces it.
+                # The file is complete but not recorded: the next pass writes it again.
                 log.error("archive.record_failed", error=str(error), path=facts.path, **fields)
                 return Outcome.FAILED
             log.info(
@@ -311,8 +317,9 @@ async def _failed(
     if kind is FailureKind.WRITE:
         log.error(
             "archive.write_failed",
-            directory=str(ctx.archive.directory) if ctx.archive else None,
-            action="free space or fix permissions; the day is retried later",
+            directory=str(ctx.archive.directory) if ctx.archive and ctx.archive.directory else None,
+            destination=ctx.archive.archive_target().url if ctx.archive else None,
+            action="free space or fix permissions or the bucket policy; the day is retried later",
             **details,
         )
     elif state.attempts >= policy.alarm_after:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import stamina
 
+from orchestrator.archive.target import ArchiveTarget
 from orchestrator.clock import ManualClock
-from orchestrator.config import load_settings
+from orchestrator.config import Settings, load_settings
 from orchestrator.domain.model import (
     DayKey,
     DayStatus,
@@ -31,6 +32,7 @@ from orchestrator.domain.settlement import settle_report
 from orchestrator.store.repository import Store
 from orchestrator.wiring import open_workflow_context
 from orchestrator.workflows.context import WorkflowContext
+from tests.archive.s3_support import S3Bucket
 
 TOKEN = "archive-test-token-8d1e"
 ACCOUNT = "AC" + "2" * 32
@@ -43,6 +45,12 @@ class Env:
     ctx: WorkflowContext
     clock: ManualClock
     archive_dir: Path
+    settings: Settings | None = None
+
+    @property
+    def target(self) -> ArchiveTarget:
+        assert self.ctx.archive is not None
+        return self.ctx.archive.archive_target()
 
     @property
     def store(self) -> Store:
@@ -138,13 +146,18 @@ async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
             max_concurrent: int = 2,
             template: str | None = None,
             exports: str = DEFAULT_EXPORTS,
+            s3: S3Bucket | None = None,
         ) -> Env:
             archive_dir = tmp_path / "archive"
+            where = (
+                f'directory = "{archive_dir}"'
+                if s3 is None
+                else s3.archive_toml(tmp_path / "credentials")
+            )
             archive = f"""
             [archive]
-            directory = "{archive_dir}"
             max_concurrent_downloads = {max_concurrent}
-            """
+            """ + textwrap.indent(where, "            ")
             if template is not None:
                 archive += f'path_template = "{template}"\n'
             path = tmp_path / "config.toml"
@@ -154,7 +167,7 @@ async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
             ctx = await stack.enter_async_context(
                 open_workflow_context(settings, clock=clock, rand=random.Random(5).random)
             )
-            return Env(ctx=ctx, clock=clock, archive_dir=archive_dir)
+            return Env(ctx=ctx, clock=clock, archive_dir=archive_dir, settings=settings)
 
         yield factory
 
