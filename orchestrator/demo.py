@@ -182,6 +182,10 @@ def config_text(
         level = "info"
         format = "json"
 
+        [http]
+        # Any free port: the demo must not take (or need) the daemon's usual 9464.
+        listen = "127.0.0.1:0"
+
         [[exports]]
         name = "messages-backfill"
         resource_type = "Messages"

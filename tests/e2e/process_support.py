@@ -83,6 +83,9 @@ def write_config(
         format = "json"
         """
     ).replace("{credentials}", credentials)
+    if "[http]" not in body:
+        # A free port each: daemons of parallel tests must not contend for the default one.
+        head += '\n[http]\nlisten = "127.0.0.1:0"\n'
     path.write_text(head + textwrap.dedent(body))
     return path
 
