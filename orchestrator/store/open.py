@@ -44,8 +44,15 @@ async def stored_revision(engine: AsyncEngine) -> str | None:
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     """Upgrade the database to the newest revision unless it is there already."""
-    if await stored_revision(engine) == SCHEMA_HEAD:
+    revision = await stored_revision(engine)
+    if revision == SCHEMA_HEAD:
         return
+    if revision is not None and revision.isdigit() and int(revision) > int(SCHEMA_HEAD):
+        # Revisions are numbered; Alembic would fail with "Can't locate revision" deep inside.
+        raise StoreError(
+            f"the database is at schema {revision}, newer than this orchestrator knows "
+            f"({SCHEMA_HEAD}): run the version that migrated it, or a newer one"
+        )
     from orchestrator.store.migration import upgrade_to_head
 
     await upgrade_to_head(engine)

@@ -241,3 +241,24 @@ async def test_connect_to_nothing_exits_69_with_one_line_per_failed_check(
     assert database.startswith("orchestrator: check-config --connect: database: ")
     assert "127.0.0.1:9/orchestrator" in database and "pw-never-shown" not in database
     assert twilio.startswith("orchestrator: check-config --connect: twilio: ")
+
+
+def test_a_database_newer_than_this_version_is_one_line(
+    config_path: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A database migrated by a newer version: one line saying so (not an Alembic traceback)."""
+    import sqlite3
+
+    assert main(["migrate", "--config", str(config_path)]) == EX_OK
+    database = config_path.parent / "state" / "orchestrator.sqlite"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    capsys.readouterr()
+
+    assert main(["status", "--config", str(config_path)]) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("orchestrator: the database is at schema 9999, newer than this")
+    assert len(err.splitlines()) == 1
