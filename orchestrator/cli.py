@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
+import os
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -22,12 +24,18 @@ from orchestrator.errors import ConfigError, InvalidInput, OrchestratorError
 
 if TYPE_CHECKING:
     from orchestrator.config import ConfigFile
-    from orchestrator.domain.model import Day, DayKey
+    from orchestrator.domain.model import Day, DayStatus, ResourceType
     from orchestrator.store.repository import Store
 
 EX_OK = 0
 EX_FAILURE = 1
 EX_USAGE = 64
+# The database or the API does not answer, or there is no database (sysexits.h).
+EX_UNAVAILABLE = 69
+# An exception nobody expected: logged as one JSON event with its traceback.
+EX_SOFTWARE = 70
+# Twilio rejected the credentials (check-config --connect).
+EX_NOPERM = 77
 EX_CONFIG = 78
 
 DEFAULT_CONFIG = Path("/etc/orchestrator/config.toml")
@@ -122,7 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the time.monotonic() value at which the clock reads --clock-start",
     )
-    command("check-config", "validate the configuration and print the plan")
+    check = command("check-config", "validate the configuration and print the plan")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also check that the database answers (read only) and that Twilio accepts the "
+        "credentials (one read of the Jobs list); exit 69 if one does not answer, 77 if Twilio "
+        "rejects the credentials",
+    )
     status = command("status", "days per export and status, and the jobs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     history = command("history", "every status one day has passed through")
@@ -170,10 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command, return its exit code. Nothing escapes as a traceback: an
+    expected error is one line on stderr (exit 78 config, 64 usage, 69 unavailable, 1 other), an
+    unexpected one a single JSON log event carrying the traceback (exit 70)."""
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except Exception as error:
+        from orchestrator.logs import log_unexpected
+
+        event = "daemon.crashed" if args.command == "run" else "command.failed"
+        log_unexpected(event, error, command=args.command)
+        return EX_SOFTWARE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     import asyncio
 
-    from orchestrator.logs import SecretRedactor, configure_logging
+    from orchestrator.logs import SecretRedactor, configure_logging, detect_format
 
     handlers: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "run": _run,
@@ -186,11 +215,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulator": _simulator,
         "demo": _demo,
     }
-    if args.command not in ("run", "simulator"):
+    if args.command == "run":
+        # Until the daemon has read its config: what "auto" means here, so even a crash before
+        # that is one JSON line (journald's, under systemd), never plain text.
+        fmt = detect_format("auto", os.environ)
+        configure_logging(
+            redactor=SecretRedactor(), json=fmt != "console", journal=fmt == "journal"
+        )
+    elif args.command != "simulator":
         # Their stdout is the answer (status --json is parsed): logs go to stderr, warnings only.
-        configure_logging(redactor=SecretRedactor(), level="warning", stream=sys.stderr)
+        # check-config answers in lines of its own (--connect: one line per failed check), so
+        # the client's retry warnings are not shown.
+        level = "critical" if args.command == "check-config" else "warning"
+        configure_logging(redactor=SecretRedactor(), level=level, stream=sys.stderr)
     try:
-        return asyncio.run(handlers[args.command](args))
+        return asyncio.run(_logging_loop_errors(handlers[args.command](args)))
     except ConfigError as error:
         print(f"orchestrator: config error: {error}", file=sys.stderr)
         return EX_CONFIG
@@ -198,10 +237,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"orchestrator: {error}", file=sys.stderr)
         return EX_USAGE
     except OrchestratorError as error:
+        # An error may carry its own exit code (a database that is not there: 69).
         print(f"orchestrator: {error}", file=sys.stderr)
-        return EX_FAILURE
+        code = getattr(error, "exit_code", EX_FAILURE)
+        return code if isinstance(code, int) else EX_FAILURE
     except KeyboardInterrupt:
         return 130
+
+
+async def _logging_loop_errors(command: Coroutine[Any, Any, int]) -> int:
+    """Run ``command`` with an event-loop exception handler that logs through structlog."""
+    import asyncio
+
+    from orchestrator.logs import loop_exception_handler
+
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
+    return await command
 
 
 # ---------------------------------------------------------------------- commands
@@ -231,6 +282,14 @@ async def _check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     now = SystemClock().now()
     out = sys.stdout
+    if args.connect:
+        from orchestrator.connect import run_checks
+
+        # Checked before the plan is printed: a failure leaves no "OK" on stdout.
+        lines = io.StringIO()
+        code = await run_checks(settings, lines, sys.stderr)
+        if code != EX_OK:
+            return code
     print(f"{settings.source}: OK", file=out)
     print(
         f"twilio: account {settings.twilio.account_sid}, {settings.credentials.method} "
@@ -238,11 +297,13 @@ async def _check_config(args: argparse.Namespace) -> int:
         file=out,
     )
     print(f"jobs: prefix {settings.jobs.name_prefix!r}", file=out)
-    archive = settings.archive.directory if settings.archive else "off"
+    archive = settings.archive.describe() if settings.archive else "off"
     print(f"archive: {archive}", file=out)
     print(f"latest eligible day now: {latest_eligible_day(now).isoformat()}", file=out)
     for spec in settings.export_specs():
         print(f"export {summarize(spec, now).describe()}", file=out)
+    if args.connect:
+        out.write(lines.getvalue())
     return EX_OK
 
 
@@ -250,7 +311,7 @@ async def _migrate(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config_file
 
     config = load_config_file(args.config)
-    async with _open_store(config):
+    async with _open_store(config, create=True):
         pass
     print("database is at the newest schema")
     return EX_OK
@@ -270,7 +331,7 @@ async def _status(args: argparse.Namespace) -> int:
     if snapshot is not None:
         days, jobs = snapshot.days, snapshot.jobs
     else:
-        async with _open_store(config) as store:
+        async with _open_store(config, create=False) as store:
             days = await store.list_days()
             jobs = await store.list_jobs()
     if args.json:
@@ -289,7 +350,7 @@ async def _history(args: argparse.Namespace) -> int:
         parse_day(args.day, field="day"),
     )
     config = load_config_file(args.config)
-    async with _open_store(config) as store:
+    async with _open_store(config, create=False) as store:
         changes = await store.day_history(key)
     if not changes:
         print(f"no history for {key.resource_type.value} {key.day.isoformat()}")
@@ -310,13 +371,18 @@ async def _retry(args: argparse.Namespace) -> int:
     from orchestrator.domain.model import ObservedBy
 
     config = load_config_file(args.config)
-    keys = _retry_keys(args, config)
     now = SystemClock().now()
-    async with _open_store(config) as store:
-        changes = await store.retry_days(keys, now, observed_by=ObservedBy.OPERATOR)
-    for change in changes:
+    resource_type, first, last = _retry_selection(args, config, now)
+    async with _open_store(config, create=False) as store:
+        outcome = await store.retry_days_in_range(
+            resource_type, first, last, now, observed_by=ObservedBy.OPERATOR
+        )
+    for change in outcome.changes:
         print(f"{change.resource_type.value} {change.day.isoformat()}: {change.to_status.value}")
-    print(f"{len(changes)} day(s) returned to Pending")
+    summary = f"{len(outcome.changes)} day(s) returned to Pending"
+    if not outcome.changes:
+        summary += f": {_why_none(outcome.selected)}"
+    print(summary)
     return EX_OK
 
 
@@ -328,7 +394,7 @@ async def _verify_archive(args: argparse.Namespace) -> int:
 
     config = load_config_file(args.config)
     target = archive_target(config.archive, source=str(args.config)) if config.archive else None
-    async with _open_store(config) as store:
+    async with _open_store(config, create=False) as store:
         report = await verify_archive(store, deep=args.deep, target=target)
     print(render_verify_report(report))
     return report.exit_code
@@ -354,18 +420,20 @@ async def _demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- helpers
 
 
-def _retry_keys(args: argparse.Namespace, config: ConfigFile) -> list[DayKey]:
-    from orchestrator.clock import SystemClock
-    from orchestrator.domain.model import DayKey, ResourceType, parse_day
+def _retry_selection(
+    args: argparse.Namespace, config: ConfigFile, now: dt.datetime
+) -> tuple[ResourceType | None, dt.date, dt.date]:
+    """(resource type or None for all, first day, last day) of a retry; nothing enumerated."""
+    from orchestrator.domain.model import ResourceType, parse_day
     from orchestrator.domain.wanted import spec_days
 
     chosen = [x for x in (args.day, args.from_day or args.to_day, args.export) if x]
     if len(chosen) != 1:
         raise InvalidInput("retry", "give exactly one of --day, --from/--to, or --export")
-    types = (
-        [ResourceType.parse(args.resource_type, field="--resource-type")]
+    resource_type = (
+        ResourceType.parse(args.resource_type, field="--resource-type")
         if args.resource_type
-        else list(ResourceType)
+        else None
     )
     if args.export:
         specs = [s for s in (e.to_spec() for e in config.exports) if s.name == args.export]
@@ -373,7 +441,11 @@ def _retry_keys(args: argparse.Namespace, config: ConfigFile) -> list[DayKey]:
             names = ", ".join(e.name for e in config.exports)
             raise InvalidInput("--export", f"no export named {args.export!r} (have: {names})")
         spec = specs[0]
-        return [DayKey(spec.resource_type, day) for day in spec_days(spec, SystemClock().now())]
+        # An export's days are one unbroken range (fixed, open-ended or sliding).
+        days = spec_days(spec, now)
+        if not days:
+            raise InvalidInput("--export", f"export {spec.name!r} wants no day yet")
+        return spec.resource_type, min(days), max(days)
     if args.day:
         first = last = parse_day(args.day, field="--day")
     else:
@@ -383,18 +455,33 @@ def _retry_keys(args: argparse.Namespace, config: ConfigFile) -> list[DayKey]:
         last = parse_day(args.to_day, field="--to")
         if first > last:
             raise InvalidInput("--to", f"{last} is before --from {first}")
-    count = (last - first).days + 1
-    return [DayKey(rt, first + dt.timedelta(days=i)) for rt in types for i in range(count)]
+    return resource_type, first, last
+
+
+def _why_none(selected: Mapping[DayStatus, int]) -> str:
+    """``57 Completed, 3 CompletedEmptyRecords, none GaveUp``: the selected days by status."""
+    from orchestrator.domain.model import DayStatus
+
+    if not any(selected.values()):
+        return "no stored day in the selection"
+    parts = [f"{selected[s]} {s.value}" for s in DayStatus if selected.get(s)]
+    if not selected.get(DayStatus.GAVE_UP):
+        parts.append(f"none {DayStatus.GAVE_UP.value}")
+    return ", ".join(parts)
 
 
 @asynccontextmanager
-async def _open_store(config: ConfigFile) -> AsyncIterator[Store]:
+async def _open_store(config: ConfigFile, *, create: bool) -> AsyncIterator[Store]:
     from orchestrator.store.open import open_store
 
-    # Migrating is a no-op at head (and then loads no Alembic); it lets status/retry run
-    # before the daemon ever started.
+    # Migrating is a no-op at head (and then loads no Alembic). Only ``migrate`` creates a
+    # database (``create``): the others on a database that is not there say so and exit 69, so
+    # a wrong --config never looks like an empty install.
     async with open_store(
-        config.state.database_url.get_secret_value(), config.twilio.account_sid, migrate=True
+        config.state.database_url.get_secret_value(),
+        config.twilio.account_sid,
+        migrate=True,
+        create=create,
     ) as store:
         yield store
 

@@ -32,7 +32,7 @@ import os
 import re
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -55,7 +55,12 @@ from pydantic import (
 )
 
 from orchestrator.archive.layout import DEFAULT_TEMPLATE as DEFAULT_PATH_TEMPLATE
-from orchestrator.archive.layout import ArchiveDestination, ArchiveUrl, parse_archive_url
+from orchestrator.archive.layout import (
+    ArchiveDestination,
+    ArchiveUrl,
+    archive_path,
+    parse_archive_url,
+)
 from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.cleanup import CleanupPolicy
 from orchestrator.domain.model import ResourceType, parse_day
@@ -82,6 +87,10 @@ _EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _TEMPLATE_FIELDS = frozenset({"resource_type", "yyyy", "mm", "dd", "day"})
 _DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# The day a path template is tried on at load (a two-digit month and day, like most days).
+_SAMPLE_DAY = dt.date(2024, 11, 30)
+# A configuration file larger than this is refused unread (``--config /dev/zero``).
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _KeyedError(ValueError):
@@ -105,21 +114,61 @@ class _KeyedError(ValueError):
 
 
 def parse_duration(raw: object) -> dt.timedelta:
-    """``"30s"``, ``"15m"``, ``"24h"``, ``"7d"`` or combinations in that order (``"1h30m"``)."""
+    """``"30s"``, ``"15m"``, ``"24h"``, ``"7d"`` or combinations in that order (``"1h30m"``).
+
+    Anything else, or a value no ``timedelta`` can hold (``"1000000000d"``, a number with
+    thousands of digits), is a ``ValueError`` naming the value: never an OverflowError.
+    """
     if isinstance(raw, dt.timedelta):
         return raw
+    shown = _shown_duration(raw)
     match = _DURATION.fullmatch(raw.strip()) if isinstance(raw, str) else None
     if match is None or not any(match.groups()):
-        shown = repr(raw) if isinstance(raw, str | int | float) else type(raw).__name__
         raise ValueError(f"{shown} is not a duration like '30s', '15m', '24h', '7d' or '1h30m'")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+        return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except (OverflowError, ValueError):
+        # int() refuses more than 4,300 digits; timedelta more than 999,999,999 days.
+        raise ValueError(f"{shown} is far too long a duration") from None
 
 
-def _positive(value: dt.timedelta) -> dt.timedelta:
-    if value <= dt.timedelta(0):
-        raise ValueError("must be longer than zero")
-    return value
+def _shown_duration(raw: object) -> str:
+    if isinstance(raw, str | int | float):
+        shown = repr(raw)
+        return shown if len(shown) <= 40 else shown[:37] + "..."
+    return type(raw).__name__
+
+
+def format_duration(value: dt.timedelta) -> str:
+    """``dt.timedelta(days=30)`` -> ``"30d"``: the inverse of ``parse_duration`` (whole seconds)."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _duration(*, maximum: dt.timedelta, positive: bool) -> Callable[[object], dt.timedelta]:
+    """A duration key: parsed, then kept above zero (``positive``, else at least zero) and at most
+    ``maximum``. The bounds (documented in config.example.toml) keep every derived time (``now +
+    delay``, a scheduler interval in seconds) far from datetime's limits."""
+
+    def check(raw: object) -> dt.timedelta:
+        value = parse_duration(raw)
+        if positive and value <= dt.timedelta(0):
+            raise ValueError("must be longer than zero")
+        if value < dt.timedelta(0):
+            raise ValueError("must not be negative")
+        if value > maximum:
+            raise ValueError(
+                f"{_shown_duration(raw)} is longer than the maximum, {format_duration(maximum)}"
+            )
+        return value
+
+    return check
 
 
 def _to_day(raw: object) -> dt.date:
@@ -165,14 +214,21 @@ def _check_file_name(value: str) -> str:
     return value
 
 
-Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+# Upper bounds of durations (config.example.toml documents them): a request or a download
+# stall longer than an hour is a mistake; any other duration longer than 30 days is one too.
+MAX_TIMEOUT = dt.timedelta(hours=1)
+MAX_DURATION = dt.timedelta(days=30)
+Duration = Annotated[dt.timedelta, BeforeValidator(_duration(maximum=MAX_DURATION, positive=False))]
 PositiveDuration = Annotated[
-    dt.timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)
+    dt.timedelta, BeforeValidator(_duration(maximum=MAX_DURATION, positive=True))
 ]
+Timeout = Annotated[dt.timedelta, BeforeValidator(_duration(maximum=MAX_TIMEOUT, positive=True))]
 DayValue = Annotated[dt.date, BeforeValidator(_to_day)]
 EnvName = Annotated[StrictStr, AfterValidator(_check_env_name)]
 FileName = Annotated[StrictStr, AfterValidator(_check_file_name)]
-Rate = Annotated[float, Field(strict=True, gt=0)]
+# TOML has inf and nan: every float key is finite (allow_inf_nan=False) and bounded.
+MAX_REQUESTS_PER_SECOND = 1000.0
+Rate = Annotated[float, Field(strict=True, gt=0, le=MAX_REQUESTS_PER_SECOND, allow_inf_nan=False)]
 
 
 class _Frozen(BaseModel):
@@ -196,7 +252,7 @@ class TwilioSettings(_Frozen):
     base_url: StrictStr = DEFAULT_BASE_URL
     requests_per_second: Rate = 10.0
     max_concurrent_requests: Annotated[StrictInt, Field(ge=1, le=100)] = 4
-    request_timeout: PositiveDuration = dt.timedelta(seconds=30)
+    request_timeout: Timeout = dt.timedelta(seconds=30)
 
     @field_validator("base_url")
     @classmethod
@@ -310,8 +366,10 @@ class PollingSettings(_Frozen):
 
     initial_delay: PositiveDuration = _POLL.initial
     max_delay: PositiveDuration = _POLL.max
-    multiplier: Annotated[float, Field(strict=True, ge=1)] = _POLL.multiplier
-    jitter: Annotated[float, Field(strict=True, ge=0, lt=1)] = _POLL.jitter
+    multiplier: Annotated[float, Field(strict=True, ge=1, le=10, allow_inf_nan=False)] = (
+        _POLL.multiplier
+    )
+    jitter: Annotated[float, Field(strict=True, ge=0, lt=1, allow_inf_nan=False)] = _POLL.jitter
     max_eta_wait: PositiveDuration = _POLL.max_eta_wait
 
     @model_validator(mode="after")
@@ -383,7 +441,7 @@ class ArchiveSettings(_Frozen):
     account_key_file: FileName | None = None
     path_template: StrictStr = DEFAULT_PATH_TEMPLATE
     max_concurrent_downloads: Annotated[StrictInt, Field(ge=1, le=32)] = 2
-    download_read_timeout: PositiveDuration = dt.timedelta(seconds=60)
+    download_read_timeout: Timeout = dt.timedelta(seconds=60)
     _options: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
@@ -443,6 +501,17 @@ class ArchiveSettings(_Frozen):
         path = Path(sample)
         if path.is_absolute() or ".." in path.parts:
             raise ValueError("must be a relative path inside the archive directory")
+        # What the archive pass will do with it, by the very function it uses: a template that
+        # renders here renders there (no conversion or format spec, no hidden or empty part).
+        for resource_type in ResourceType:
+            try:
+                archive_path(Path("/archive"), value, resource_type, _SAMPLE_DAY)
+            except InvalidInput as exc:
+                detail = str(exc).removeprefix(f"{exc.field}: ")
+                raise ValueError(
+                    f"{value!r} cannot be used for a {resource_type.value} file of "
+                    f"{_SAMPLE_DAY.isoformat()}: {detail}"
+                ) from None
         return value
 
     @model_validator(mode="after")
@@ -948,15 +1017,27 @@ def _one_line(exc: ValidationError, source: str) -> ConfigError:
 def _read_toml(path: Path) -> dict[str, Any]:
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        # Never more than the cap (plus one byte, to tell): /dev/zero is answered at once.
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=source) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the file is larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a configuration file",
+            source=source,
+        )
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("the file is not UTF-8 text", source=source) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", source=source) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError("invalid TOML: values are nested too deeply", source=source) from None
 
 
 def load_config_file(path: Path, *, environ: Mapping[str, str] = os.environ) -> ConfigFile:
@@ -972,12 +1053,23 @@ def load_config_file(path: Path, *, environ: Mapping[str, str] = os.environ) -> 
         return ConfigFile.model_validate(raw, context={"environ": environ, "base_dir": base_dir})
     except ValidationError as exc:
         raise _one_line(exc, str(path)) from None
+    except RecursionError:
+        raise ConfigError("values are nested too deeply", source=str(path)) from None
 
 
-def load_settings(path: Path, *, environ: Mapping[str, str] = os.environ) -> Settings:
-    """Read, validate and resolve the configuration at ``path``; ``ConfigError`` on any problem."""
+def load_settings(
+    path: Path, *, environ: Mapping[str, str] = os.environ, check_paths: bool = True
+) -> Settings:
+    """Read, validate and resolve the configuration at ``path``; ``ConfigError`` on any problem.
+
+    What ``run`` and ``check-config`` (and a reload) read, so ``check-config`` says OK only to
+    what ``run`` can use: with ``check_paths`` (the default), also that the directories the
+    daemon writes can be made and written by this user (``check_directories``).
+    """
     source = str(path)
     file = load_config_file(path, environ=environ)
+    if check_paths:
+        check_directories(file, source=source)
     try:
         credentials = _resolve_credentials(
             file.twilio, environ=environ, base_dir=path.absolute().parent
@@ -988,6 +1080,57 @@ def load_settings(path: Path, *, environ: Mapping[str, str] = os.environ) -> Set
         raise ConfigError(exc.message, source=source, key=f"twilio.{exc.key}") from None
     fields = {name: getattr(file, name) for name in ConfigFile.model_fields}
     return Settings(**fields, source=source, credentials=credentials)
+
+
+def sqlite_database_path(url: str) -> Path | None:
+    """The file of a ``sqlite+aiosqlite:///PATH`` URL; None for PostgreSQL or in-memory."""
+    scheme, _, rest = url.partition(":///")
+    if not scheme.startswith("sqlite") or not rest:
+        return None
+    database = rest.split("?", 1)[0]
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def check_directories(file: ConfigFile, *, source: str) -> None:
+    """The SQLite database's directory (and ``state.directory`` with it) and the archive
+    directory: each an existing writable directory, or one this user can create. Creates
+    nothing. ``ConfigError`` naming the key otherwise."""
+    url = file.state.database_url.get_secret_value()
+    database = sqlite_database_path(url)
+    if database is not None:
+        _check_directory(file.state.directory, source=source, key="state.directory")
+        if database.parent != file.state.directory:
+            _check_directory(database.parent, source=source, key="state.database_url")
+    if file.archive is not None and file.archive.directory is not None:
+        # A bucket is checked by ``check-config --connect`` (a probe object), not here.
+        _check_directory(file.archive.directory, source=source, key="archive.directory")
+
+
+def _check_directory(directory: Path, *, source: str, key: str) -> None:
+    """``directory`` is a directory this user can write, or the nearest existing ancestor is
+    (so ``mkdir -p`` would succeed)."""
+    probe = directory
+    while True:
+        try:
+            is_dir = probe.is_dir()
+            exists = is_dir or probe.exists() or probe.is_symlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot look at {probe}: {exc.strerror or exc}", source=source, key=key
+            ) from None
+        if exists or probe == probe.parent:
+            break
+        probe = probe.parent
+    if not is_dir:
+        what = "" if probe == directory else f"cannot be created: {probe} "
+        raise ConfigError(f"{directory} {what}is not a directory", source=source, key=key)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        detail = "is not writable" if probe == directory else f"cannot be created in {probe}"
+        raise ConfigError(
+            f"{directory} {detail} by this user (uid {os.geteuid()})", source=source, key=key
+        )
 
 
 def redaction_secrets(settings: Settings) -> list[str]:

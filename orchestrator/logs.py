@@ -13,9 +13,11 @@ says so, or for "auto" when ``$JOURNAL_STREAM`` names the very stream we write t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
@@ -210,3 +212,34 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(module=name)
     return logger
+
+
+# ---------------------------------------------------------------------------------- crashes
+
+
+def _traceback_of(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def log_unexpected(event: str, exc: BaseException, **fields: Any) -> None:
+    """One critical event for an exception nobody expected: ``error`` (type and message) and the
+    whole ``traceback`` as one string field, so the stream stays one JSON object per line (the
+    redactor scrubs both, like any value)."""
+    get_logger("orchestrator").critical(
+        event, error=f"{type(exc).__name__}: {exc}", traceback=_traceback_of(exc), **fields
+    )
+
+
+def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An asyncio exception handler (``loop.set_exception_handler``) that logs through structlog:
+    ``asyncio.unhandled_exception`` with asyncio's message, the task or future when named, and
+    the traceback as a field, instead of asyncio's plain-text report on stderr."""
+    fields: dict[str, Any] = {"message": str(context.get("message", ""))}
+    for key in ("task", "future", "handle"):
+        if context.get(key) is not None:
+            fields[key] = repr(context[key])[:300]
+    exc = context.get("exception")
+    if isinstance(exc, BaseException):
+        fields["error"] = f"{type(exc).__name__}: {exc}"
+        fields["traceback"] = _traceback_of(exc)
+    get_logger("orchestrator").error("asyncio.unhandled_exception", **fields)

@@ -179,6 +179,15 @@ async def _transaction(engine: AsyncEngine, what: str) -> AsyncIterator[AsyncCon
         raise StoreError(f"{what} failed: {_describe(exc)}") from exc
 
 
+@dataclass(frozen=True)
+class RetryOutcome:
+    """What ``retry_days_in_range`` did: the GaveUp days it returned to Pending, and how many
+    of the selected days were in each status before."""
+
+    changes: list[DayChange]
+    selected: dict[DayStatus, int]
+
+
 class Store:
     """The repository of one Twilio account's export state."""
 
@@ -510,51 +519,112 @@ class Store:
                         .with_for_update()
                     )
                 ).all()
-                if not rows:
-                    continue
-                await conn.execute(
-                    sa.update(days)
-                    .where(
-                        days.c.account_sid == self.account_sid,
-                        days.c.resource_type == resource_type,
-                        is_in(conn, days.c.day, [row.day for row in rows]),
-                    )
-                    .values(
-                        status=DayStatus.PENDING,
-                        resubmits=0,
-                        not_before=None,
-                        last_changed_at=sa.case(
-                            (days.c.status == DayStatus.GAVE_UP, now),
-                            else_=days.c.last_changed_at,
-                        ),
-                    )
+                changes += await self._return_to_pending(
+                    conn, resource_type, rows, now, reason=reason, observed_by=observed_by
                 )
-                given_up = [row.day for row in rows if row.status is DayStatus.GAVE_UP]
-                if given_up:
-                    await self._insert_transitions(
-                        conn,
-                        resource_type,
-                        given_up,
-                        DayStatus.GAVE_UP,
-                        DayStatus.PENDING,
-                        observed_by,
-                        job_id=None,
-                        job_sid=None,
-                        reason=reason,
-                        now=now,
-                    )
-                changes += [
-                    DayChange(
-                        resource_type=resource_type,
-                        day=day,
-                        from_status=DayStatus.GAVE_UP,
-                        to_status=DayStatus.PENDING,
-                        observed_at=now,
-                        observed_by=observed_by,
-                    )
-                    for day in given_up
-                ]
             return changes
+
+    async def retry_days_in_range(
+        self,
+        resource_type: ResourceType | None,
+        start: dt.date,
+        end: dt.date,
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+        observed_by: ObservedBy = ObservedBy.OPERATOR,
+    ) -> RetryOutcome:
+        """``retry_days`` over the stored days from ``start`` to ``end`` (of one type, or all),
+        selected in SQL: the cost follows the days stored, never the calendar span (``--from
+        0001-01-01 --to 9999-12-31`` is one indexed range read). Also counts the selected days
+        by status, before the change, in the same transaction: what ``retry`` tells an operator
+        when nothing was returned."""
+        types = [resource_type] if resource_type is not None else list(ResourceType)
+        async with self._write("retry days in range") as conn:
+            counts: dict[DayStatus, int] = defaultdict(int)
+            changes: list[DayChange] = []
+            for rtype in types:
+                selected = self._day_range(rtype, start, end)
+                for status, count in await conn.execute(
+                    sa.select(days.c.status, sa.func.count())
+                    .where(selected)
+                    .group_by(days.c.status)
+                ):
+                    counts[status] += count
+                rows = (
+                    await conn.execute(
+                        sa.select(days.c.day, days.c.status)
+                        .where(
+                            selected,
+                            days.c.job_id.is_(None),
+                            days.c.status.in_([DayStatus.GAVE_UP, DayStatus.PENDING]),
+                        )
+                        .order_by(days.c.day)
+                        .with_for_update()
+                    )
+                ).all()
+                for chunk in _batches(rows, _CHUNK):
+                    changes += await self._return_to_pending(
+                        conn, rtype, chunk, now, reason=reason, observed_by=observed_by
+                    )
+            return RetryOutcome(changes=changes, selected=dict(counts))
+
+    async def _return_to_pending(
+        self,
+        conn: AsyncConnection,
+        resource_type: ResourceType,
+        rows: Sequence[_Row],
+        now: dt.datetime,
+        *,
+        reason: str | None,
+        observed_by: ObservedBy,
+    ) -> list[DayChange]:
+        """Reset the locked Pending/GaveUp ``rows`` (day, status) of a retry; GaveUp ones get
+        their GaveUp -> Pending transition. Returns those changes."""
+        if not rows:
+            return []
+        await conn.execute(
+            sa.update(days)
+            .where(
+                days.c.account_sid == self.account_sid,
+                days.c.resource_type == resource_type,
+                is_in(conn, days.c.day, [row.day for row in rows]),
+            )
+            .values(
+                status=DayStatus.PENDING,
+                resubmits=0,
+                not_before=None,
+                last_changed_at=sa.case(
+                    (days.c.status == DayStatus.GAVE_UP, now),
+                    else_=days.c.last_changed_at,
+                ),
+            )
+        )
+        given_up = [row.day for row in rows if row.status is DayStatus.GAVE_UP]
+        if given_up:
+            await self._insert_transitions(
+                conn,
+                resource_type,
+                given_up,
+                DayStatus.GAVE_UP,
+                DayStatus.PENDING,
+                observed_by,
+                job_id=None,
+                job_sid=None,
+                reason=reason,
+                now=now,
+            )
+        return [
+            DayChange(
+                resource_type=resource_type,
+                day=day,
+                from_status=DayStatus.GAVE_UP,
+                to_status=DayStatus.PENDING,
+                observed_at=now,
+                observed_by=observed_by,
+            )
+            for day in given_up
+        ]
 
     # ------------------------------------------------------------------ archiving
 
@@ -1316,6 +1386,11 @@ def _statements(sqlite: bool) -> _Statements:
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+
+
+def _batches(items: Sequence[_V], size: int) -> Iterable[Sequence[_V]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _group(items: Iterable[_V], key: Callable[[_V], _K]) -> dict[_K, list[_V]]:

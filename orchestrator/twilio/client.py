@@ -299,6 +299,19 @@ class BulkExportsClient:
         self._log_notes(notes)
         return jobs
 
+    async def probe(self, resource_type: ResourceType | str = ResourceType.MESSAGES) -> int:
+        """One cheap authenticated read: the first page, of one job, of the Jobs list
+        (``GET /v1/Exports/{ResourceType}/Jobs?PageSize=1``); no further page is fetched.
+
+        For ``check-config --connect``: returns how many jobs that page held (0 or 1); a wrong
+        credential raises ``AuthenticationError``, an unreachable API a ``TransportError``.
+        """
+        rtype = check_resource_type(resource_type)
+        url = self._url(f"/v1/Exports/{quote(rtype.value)}/Jobs") + "?PageSize=1"
+        answer = await self._call("GET", url, ROUTE_JOBS)
+        page = parse_jobs_page(decode_json(answer.body, what=ROUTE_JOBS), resource_type=rtype)
+        return len(page.items)
+
     async def delete_job(self, job_sid: str) -> DeleteOutcome:
         """DELETE /v1/Exports/Jobs/{JobSid}: DELETED on 204, ALREADY_GONE on 404."""
         sid = check_job_sid(job_sid)

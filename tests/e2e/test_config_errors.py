@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -132,3 +133,147 @@ def test_run_process_exits_78_with_one_line(text: str, key: str, tmp_path: Path)
     assert done.stdout == ""
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith(f"orchestrator: config error: {path}:{key}: ")
+
+
+# ------------------------------------------------------------------------------ issue 11:
+# check-config says OK only to what run can use, and nothing gives a traceback.
+
+
+def _state(tmp_path: Path) -> str:
+    return f'\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+
+
+def _edge_cases(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(case id, config text, what the one line must contain) of configs run cannot use."""
+    afile = tmp_path / "afile"
+    polling = TWILIO + _state(tmp_path) + "\n[polling]\n{}\n" + EXPORT
+    twilio = TWILIO + "{}\n" + _state(tmp_path) + EXPORT
+    archive = TWILIO + _state(tmp_path) + "\n[archive]\n{}\n" + EXPORT
+    return [
+        ("rps-inf", twilio.format("requests_per_second = inf"), "twilio.requests_per_second: "),
+        ("rps-nan", twilio.format("requests_per_second = nan"), "twilio.requests_per_second: "),
+        (
+            "timeout-overflow",
+            twilio.format('request_timeout = "1000000000d"'),
+            "twilio.request_timeout: ",
+        ),
+        ("initial-delay", polling.format('initial_delay = "99999999d"'), "polling.initial_delay: "),
+        ("max-delay", polling.format('max_delay = "99999999d"'), "polling.max_delay: "),
+        ("max-eta-wait", polling.format('max_eta_wait = "99999999d"'), "polling.max_eta_wait: "),
+        (
+            "template-conversion",
+            archive.format(
+                f'directory = "{tmp_path / "archive"}"\n'
+                'path_template = "{resource_type}/{day!r}.gz"'
+            ),
+            "archive.path_template: ",
+        ),
+        (
+            "state-under-a-file",
+            TWILIO + f'\n[state]\ndirectory = "{afile / "state"}"\n' + EXPORT,
+            "state.directory: ",
+        ),
+        ("archive-is-a-file", archive.format(f'directory = "{afile}"'), "archive.directory: "),
+        (
+            "archive-under-a-file",
+            archive.format(f'directory = "{afile / "archive"}"'),
+            "archive.directory: ",
+        ),
+        ("deep-array", "x = " + "[" * 5000 + "]" * 5000 + "\n" + TWILIO + EXPORT, "nested"),
+        ("huge-file", TWILIO + EXPORT + ("#" * 100 + "\n") * 11000, "larger than 1 MiB"),
+    ]
+
+
+EDGE_IDS = [case[0] for case in _edge_cases(Path("/x"))]
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+@pytest.mark.parametrize("case", EDGE_IDS)
+def test_config_run_cannot_use_is_one_line_and_78_before_any_migration(
+    command: str, case: str, tmp_path: Path
+) -> None:
+    """Both commands, as processes: exit 78, one stderr line naming the file (and key), no
+    stdout, and no database (nor state directory) was made."""
+    (tmp_path / "afile").write_text("a regular file")
+    text, fragment = next((t, f) for c, t, f in _edge_cases(tmp_path) if c == case)
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", command, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=child_environ({TOKEN_ENV: TOKEN}),
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == EX_CONFIG, done.stderr[-2000:]
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr[-2000:]
+    assert done.stderr.startswith(f"orchestrator: config error: {path}:"), done.stderr
+    assert fragment in done.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_dev_zero_as_config_is_one_line_at_once() -> None:
+    """--config /dev/zero: one line and exit 78, without reading gigabytes first."""
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "check-config", "--config", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        env=child_environ({TOKEN_ENV: TOKEN}),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EX_CONFIG
+    assert done.stderr == (
+        "orchestrator: config error: /dev/zero: the file is larger than 1 MiB: "
+        "not a configuration file\n"
+    )
+
+
+CRASH = """
+import sys
+import orchestrator.config, orchestrator.daemon
+from orchestrator.cli import main
+
+def broken(*args, **kwargs):
+    raise RuntimeError("an unexpected bug")
+
+orchestrator.config.load_settings = broken
+orchestrator.daemon.load_settings = broken
+sys.exit(main([{command!r}, "--config", {config!r}]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "event", "stream"),
+    [("run", "daemon.crashed", "stdout"), ("check-config", "command.failed", "stderr")],
+)
+def test_an_unexpected_exception_is_one_json_line_with_its_traceback(
+    command: str, event: str, stream: str, tmp_path: Path
+) -> None:
+    """A bug anywhere is exit 70 and ONE JSON log line with a ``traceback`` field: no
+    plain-text traceback in the stream (journalctl -o cat | jq keeps working)."""
+    path = write(tmp_path, TWILIO + EXPORT)
+    script = CRASH.format(command=command, config=str(path))
+
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=child_environ({TOKEN_ENV: TOKEN}),
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 70, done.stderr[-2000:]
+    output = done.stdout if stream == "stdout" else done.stderr
+    other = done.stderr if stream == "stdout" else done.stdout
+    assert other == ""
+    [line] = output.splitlines()
+    record = json.loads(line)
+    assert record["event"] == event and record["level"] == "critical"
+    assert "RuntimeError: an unexpected bug" in record["traceback"]
+    assert "Traceback (most recent call last)" in record["traceback"]

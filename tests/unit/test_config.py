@@ -49,12 +49,16 @@ def _write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
 
 
 def _load(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> Settings:
-    return load_settings(_write(tmp_path, text), environ=ENV if environ is None else environ)
+    # The default directories (/var/lib/orchestrator) need not be writable by whoever runs the
+    # tests: the directory checks have tests of their own (test_directories_*).
+    return load_settings(
+        _write(tmp_path, text), environ=ENV if environ is None else environ, check_paths=False
+    )
 
 
 def test_example_file_loads() -> None:
     """config.example.toml at the repository root loads with the token from its env var."""
-    settings = load_settings(REPO_ROOT / "config.example.toml", environ=ENV)
+    settings = load_settings(REPO_ROOT / "config.example.toml", environ=ENV, check_paths=False)
     assert settings.credentials.password.get_secret_value() == TOKEN
     assert settings.credentials.method == "auth_token"
     assert settings.archive is not None
@@ -627,3 +631,141 @@ def test_parse_duration_rejects(raw: object) -> None:
     """Anything else is a ValueError saying what a duration looks like."""
     with pytest.raises(ValueError, match="is not a duration like"):
         parse_duration(raw)
+
+
+# ---------------------------------------------------------------------------------- issue 11:
+# check-config says OK only to what run can use; no input gives a traceback.
+
+ARCHIVE = '[archive]\ndirectory = "{directory}"\n'
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "key", "fragment"),
+    [
+        ("twilio", "requests_per_second = inf", "twilio.requests_per_second", "finite"),
+        ("twilio", "requests_per_second = nan", "twilio.requests_per_second", "finite"),
+        ("twilio", "requests_per_second = 1e9", "twilio.requests_per_second", "1000"),
+        ("polling", "multiplier = inf", "polling.multiplier", "finite"),
+        ("polling", "multiplier = 1e300", "polling.multiplier", "10"),
+        ("polling", "jitter = nan", "polling.jitter", "finite"),
+        ("twilio", 'request_timeout = "1000000000d"', "twilio.request_timeout", "far too long"),
+        ("twilio", 'request_timeout = "2h"', "twilio.request_timeout", "maximum, 1h"),
+        ("twilio", f'request_timeout = "{"9" * 5000}s"', "twilio.request_timeout", "too long"),
+        ("polling", 'initial_delay = "99999999d"', "polling.initial_delay", "maximum, 30d"),
+        ("polling", 'max_delay = "99999999d"', "polling.max_delay", "maximum, 30d"),
+        ("polling", 'max_eta_wait = "99999999d"', "polling.max_eta_wait", "maximum, 30d"),
+        ("jobs", 'stale_after = "31d"', "jobs.stale_after", "maximum, 30d"),
+        ("jobs", 'resubmit_delay = "99999999d"', "jobs.resubmit_delay", "maximum, 30d"),
+        ("cleanup", 'interval = "1000000000d"', "cleanup.interval", "far too long"),
+        ("cleanup", 'orphan_interval = "99999999d"', "cleanup.orphan_interval", "maximum"),
+    ],
+)
+def test_numbers_are_finite_and_durations_bounded(
+    tmp_path: Path, section: str, line: str, key: str, fragment: str
+) -> None:
+    """inf/nan, huge rates and durations past their bound are one ConfigError naming the key."""
+    text = (
+        TWILIO + line + "\n" + EXPORT if section == "twilio" else MINIMAL + f"[{section}]\n{line}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    assert info.value.key == key
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_durations_at_their_bounds_load(tmp_path: Path) -> None:
+    """The documented maxima themselves are accepted."""
+    settings = _load(
+        tmp_path,
+        TWILIO
+        + 'request_timeout = "1h"\n'
+        + EXPORT
+        + '[polling]\nmax_delay = "30d"\nmax_eta_wait = "30d"\n'
+        + '[jobs]\nstale_after = "30d"\n',
+    )
+    assert settings.twilio.request_timeout == dt.timedelta(hours=1)
+    assert settings.polling.max_delay == dt.timedelta(days=30)
+    assert settings.jobs.stale_after == dt.timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{resource_type}/{day!r}.gz",
+        "{resource_type}/{day:>12}.gz",
+        "{resource_type}/.{day}.gz",
+        "{resource_type}//{day}.gz",
+        "{resource_type}/{day}\\\\x.gz",
+    ],
+)
+def test_path_template_is_rendered_by_the_archive_function(tmp_path: Path, template: str) -> None:
+    """A template archive_path would refuse (conversion, format spec, hidden or empty part,
+    backslash) is refused at load, naming archive.path_template."""
+    text = MINIMAL + ARCHIVE.format(directory=tmp_path / "a") + f"path_template = '{template}'\n"
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    assert info.value.key == "archive.path_template", str(info.value)
+
+
+def test_config_file_size_is_capped(tmp_path: Path) -> None:
+    """A file over 1 MiB (or /dev/zero) is refused unread, one line naming the file."""
+    big = _write(tmp_path, MINIMAL + "#" * (config.MAX_CONFIG_BYTES + 1) + "\n")
+    with pytest.raises(ConfigError, match="larger than 1 MiB") as info:
+        load_settings(big, environ=ENV)
+    assert info.value.source == str(big)
+    with pytest.raises(ConfigError, match="larger than 1 MiB"):
+        load_settings(Path("/dev/zero"), environ=ENV)
+
+
+@pytest.mark.parametrize(
+    "value", ["[" * 5000 + "]" * 5000, "{a = " * 3000 + "1" + "}" * 3000], ids=["array", "table"]
+)
+def test_deeply_nested_toml_is_one_line(tmp_path: Path, value: str) -> None:
+    """A value nested thousands deep is a ConfigError, not a RecursionError."""
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        _load(tmp_path, f"x = {value}\n" + MINIMAL)
+
+
+def test_directories_writable_or_creatable_load(tmp_path: Path) -> None:
+    """Directories that do not exist yet under a writable one load, and nothing is created."""
+    text = MINIMAL.replace(
+        "[twilio]", f'[state]\ndirectory = "{tmp_path / "s" / "t"}"\n[twilio]'
+    ) + ARCHIVE.format(directory=tmp_path / "arch" / "ive")
+    load_settings(_write(tmp_path, text), environ=ENV)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "arch").exists()
+
+
+@pytest.mark.parametrize(
+    ("state", "archive", "key", "fragment"),
+    [
+        ("file/state", None, "state.directory", "cannot be created: {tmp}/file is not a directory"),
+        ("file", None, "state.directory", "{tmp}/file is not a directory"),
+        ("ok", "file", "archive.directory", "{tmp}/file is not a directory"),
+        ("ok", "file/archive", "archive.directory", "cannot be created"),
+    ],
+)
+def test_directories_that_cannot_be_used_are_config_errors(
+    tmp_path: Path, state: str, archive: str | None, key: str, fragment: str
+) -> None:
+    """A state or archive directory that is (or lies under) a regular file: a ConfigError."""
+    (tmp_path / "file").write_text("not a directory")
+    text = MINIMAL.replace("[twilio]", f'[state]\ndirectory = "{tmp_path / state}"\n[twilio]')
+    if archive is not None:
+        text += ARCHIVE.format(directory=tmp_path / archive)
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ=ENV)
+    assert info.value.key == key
+    assert fragment.format(tmp=tmp_path) in str(info.value)
+
+
+def test_database_directory_is_checked_too(tmp_path: Path) -> None:
+    """A SQLite database_url outside the state directory: its own directory is checked."""
+    (tmp_path / "file").write_text("")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'file' / 'db.sqlite'}"
+    text = MINIMAL.replace(
+        "[twilio]",
+        f'[state]\ndirectory = "{tmp_path / "s"}"\ndatabase_url = "{url}"\n[twilio]',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text), environ=ENV)
+    assert info.value.key == "state.database_url"
