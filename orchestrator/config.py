@@ -65,7 +65,7 @@ from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.cleanup import CleanupPolicy
 from orchestrator.domain.model import ResourceType, parse_day
 from orchestrator.domain.plan import PlanLimits
-from orchestrator.domain.policies import Policies, ResubmitPolicy
+from orchestrator.domain.policies import AmbiguousCreatePolicy, Policies, ResubmitPolicy
 from orchestrator.domain.polling import PollPolicy
 from orchestrator.domain.wanted import ExportSpec, FixedRange, LastDays, OpenEnded, Period
 from orchestrator.errors import ConfigError, InvalidInput
@@ -77,6 +77,14 @@ DEFAULT_STATE_DIRECTORY = Path("/var/lib/orchestrator")
 _POLL = PollPolicy()
 _PLAN = PlanLimits()
 _RESUBMIT = ResubmitPolicy()
+_AMBIGUOUS = AmbiguousCreatePolicy()
+# AmbiguousCreatePolicy's field -> its [jobs] key.
+_AMBIGUOUS_KEYS = {
+    "lookups": "ambiguous_lookups",
+    "first_lookup_after": "ambiguous_first_lookup",
+    "max_lookup_after": "ambiguous_max_lookup",
+    "max_creates_per_day": "max_ambiguous_creates_per_day",
+}
 _CLEANUP = CleanupPolicy()
 # A secret file larger than this is not a token file (and we never read a huge file into memory).
 _MAX_SECRET_FILE_BYTES = 4096
@@ -329,6 +337,13 @@ class JobsSettings(_Frozen):
     resubmit_delay: Duration = _RESUBMIT.delay
     daily_day_budget: Annotated[StrictInt, Field(ge=1)] = _PLAN.daily_day_budget
     stale_after: PositiveDuration = _CLEANUP.stale_after
+    # A create whose answer was unclear: how often to look for it, how many a day may have.
+    ambiguous_lookups: Annotated[StrictInt, Field(ge=1, le=100)] = _AMBIGUOUS.lookups
+    ambiguous_first_lookup: PositiveDuration = _AMBIGUOUS.first_lookup_after
+    ambiguous_max_lookup: PositiveDuration = _AMBIGUOUS.max_lookup_after
+    max_ambiguous_creates_per_day: Annotated[StrictInt, Field(ge=1, le=100)] = (
+        _AMBIGUOUS.max_creates_per_day
+    )
 
     @field_validator("name_prefix")
     @classmethod
@@ -348,6 +363,10 @@ class JobsSettings(_Frozen):
             self.resubmit_policy()
         except InvalidInput as exc:
             raise _KeyedError.of(exc) from None
+        try:
+            self.ambiguous_policy()
+        except InvalidInput as exc:
+            raise _KeyedError.of(exc, _AMBIGUOUS_KEYS) from None
         return self
 
     def plan_limits(self) -> PlanLimits:
@@ -359,6 +378,14 @@ class JobsSettings(_Frozen):
 
     def resubmit_policy(self) -> ResubmitPolicy:
         return ResubmitPolicy(max_resubmits=self.max_resubmits, delay=self.resubmit_delay)
+
+    def ambiguous_policy(self) -> AmbiguousCreatePolicy:
+        return AmbiguousCreatePolicy(
+            lookups=self.ambiguous_lookups,
+            first_lookup_after=self.ambiguous_first_lookup,
+            max_lookup_after=self.ambiguous_max_lookup,
+            max_creates_per_day=self.max_ambiguous_creates_per_day,
+        )
 
 
 class PollingSettings(_Frozen):
@@ -827,6 +854,7 @@ class Settings(ConfigFile):
             ),
             resubmit=self.jobs.resubmit_policy(),
             archive_retry=RetryPolicy(),
+            ambiguous=self.jobs.ambiguous_policy(),
         )
 
     @property

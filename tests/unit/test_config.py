@@ -769,3 +769,20 @@ def test_database_directory_is_checked_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(_write(tmp_path, text), environ=ENV)
     assert info.value.key == "state.database_url"
+
+
+def test_ambiguous_create_keys_map_onto_their_policy(tmp_path: Path) -> None:
+    """The [jobs] ambiguous keys become Policies.ambiguous; a bad one names its key."""
+    body = MINIMAL + (
+        '\n[jobs]\nambiguous_lookups = 5\nambiguous_first_lookup = "2m"\n'
+        'ambiguous_max_lookup = "30m"\nmax_ambiguous_creates_per_day = 2\n'
+    )
+    policy = _load(tmp_path, body).policies.ambiguous
+    assert (policy.lookups, policy.max_creates_per_day) == (5, 2)
+    assert (policy.first_lookup_after, policy.max_lookup_after) == (
+        dt.timedelta(minutes=2),
+        dt.timedelta(minutes=30),
+    )
+    bad = body.replace('ambiguous_max_lookup = "30m"', 'ambiguous_max_lookup = "1m"')
+    with pytest.raises(ConfigError, match=r"jobs\.ambiguous_max_lookup: must not be below"):
+        _load(tmp_path, bad)
