@@ -356,11 +356,11 @@ async def snapshot(store: Store, now: dt.datetime) -> Snapshot:
 
 
 def progress_line(snap: Snapshot, tally: Tally) -> str:
+    """Most important first, within 80 columns for the demo's sizes (a terminal cuts the rest)."""
     return (
-        f"days final {snap.final}/{snap.days} · archived {snap.archived}"
-        f" · jobs live {snap.jobs_live} ({snap.jobs} made)"
-        f" · failed→resubmitted {snap.resubmitted} · stale deleted {tally.stale_deleted}"
-        f" · sim {snap.now:%Y-%m-%d %H:%M}"
+        f"final {snap.final}/{snap.days} · archived {snap.archived}"
+        f" · jobs live {snap.jobs_live} · resubmits {snap.resubmitted}"
+        f" · stale {tally.stale_deleted} · {snap.now:%H:%M}"
     )
 
 

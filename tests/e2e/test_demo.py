@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import EX_USAGE, build_parser, main
-from orchestrator.demo import DemoOptions, run_demo
+from orchestrator.demo import DemoOptions, Snapshot, Tally, progress_line, run_demo
 from orchestrator.domain.model import JobState
 from orchestrator.store.engine import create_engine
 from orchestrator.store.repository import Store
@@ -110,9 +111,9 @@ async def test_demo_on_a_terminal_shows_a_progress_line_and_short_notes(tmp_path
     text = out.getvalue()
     assert code == 0, text[-3000:]
     assert not _events(text)
-    updates = [part for part in text.split("\r\x1b[K") if part.startswith("days final ")]
+    updates = [part for part in text.split("\r\x1b[K") if part.startswith("final ")]
     assert len(updates) >= 2
-    assert any("days final 40/40" in part for part in updates)
+    assert any("final 40/40" in part for part in updates)
     assert "  submitted  Messages " in text
     assert "will be resubmitted" in text
     assert "(stale: no progress for stale_after)" in text
@@ -143,3 +144,20 @@ async def test_demo_daemon_says_started_only_once_the_wanted_days_are_recorded(
     progress = [e for e in _events(text) if e["event"] == "demo.progress"]
     assert progress
     assert {e["days"] for e in progress} == {36}
+
+
+def test_the_progress_line_fits_80_columns_with_the_counts_first() -> None:
+    """Days final and archived lead, the simulated time ends it; three-digit counts fit 80."""
+    snap = Snapshot(
+        days=999,
+        final=998,
+        resubmitted=123,
+        archived=997,
+        jobs_live=10,
+        jobs=321,
+        now=dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC),
+    )
+    line = progress_line(snap, Tally(stale_deleted=12))
+    assert line.startswith("final 998/999 · archived 997 · ")
+    assert line.endswith("· stale 12 · 23:59")
+    assert len(line) <= 80
