@@ -75,6 +75,7 @@ from orchestrator.store.engine import (
     is_sqlite,
     read_only,
 )
+from orchestrator.store.rows import change_from_row
 from orchestrator.store.rows import day_from_row as _day
 from orchestrator.store.rows import job_from_row as _job
 from orchestrator.store.schema import (
@@ -869,18 +870,7 @@ class Store:
             .order_by(transitions.c.id)
         )
         async with self._read("day history") as conn:
-            return [
-                DayChange(
-                    resource_type=row.resource_type,
-                    day=row.day,
-                    from_status=row.from_status,
-                    to_status=row.to_status,
-                    observed_at=row.observed_at,
-                    observed_by=row.observed_by,
-                    job_sid=row.job_sid,
-                )
-                for row in await conn.execute(query)
-            ]
+            return [change_from_row(row) for row in await conn.execute(query)]
 
     async def counts_by_status(self) -> dict[ResourceType, dict[DayStatus, int]]:
         """How many days are in each status, per resource type (for ``status``)."""
@@ -1026,18 +1016,7 @@ class Store:
             .limit(limit)
         )
         async with self._read("recent changes") as conn:
-            return [
-                DayChange(
-                    resource_type=row.resource_type,
-                    day=row.day,
-                    from_status=row.from_status,
-                    to_status=row.to_status,
-                    observed_at=row.observed_at,
-                    observed_by=row.observed_by,
-                    job_sid=row.job_sid,
-                )
-                for row in await conn.execute(query)
-            ]
+            return [change_from_row(row) for row in await conn.execute(query)]
 
     async def recent_jobs(self, limit: int) -> list[Job]:
         """The newest ``limit`` jobs, newest first (the status page)."""

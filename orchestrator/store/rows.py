@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.domain.model import ArchiveFacts, Day, Job
+from orchestrator.domain.model import ArchiveFacts, Day, DayChange, Job
 
 
 def job_from_row(row: Any) -> Job:
@@ -62,4 +62,17 @@ def day_from_row(row: Any) -> Day:
         attempts=row.attempts,
         not_before=row.not_before,
         archive=archive,
+    )
+
+
+def change_from_row(row: Any) -> DayChange:
+    """A ``DayChange`` from a row of ``transitions``."""
+    return DayChange(
+        resource_type=row.resource_type,
+        day=row.day,
+        from_status=row.from_status,
+        to_status=row.to_status,
+        observed_at=row.observed_at,
+        observed_by=row.observed_by,
+        job_sid=row.job_sid,
     )
