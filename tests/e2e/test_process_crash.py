@@ -56,6 +56,8 @@ FINAL_STATUSES = {"Completed", "CompletedEmptyRecords", "GaveUp"}
 
 CONFIG = f"""
 [jobs]
+# Faults and SIGKILLs make unclear creates common; the per-day bound is tested in test_edges.py.
+max_ambiguous_creates_per_day = 50
 name_prefix = "{PREFIX}"
 max_days_per_job = 5
 max_live_jobs = 4
