@@ -178,6 +178,11 @@ async def _transaction(engine: AsyncEngine, what: str) -> AsyncIterator[AsyncCon
         raise
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+    except OSError as exc:
+        # asyncpg's connect raises the socket's own error (refused, reset, timed out), which
+        # SQLAlchemy leaves unwrapped: it is a store failure like any other (its cause is kept,
+        # so the daemon still tells an outage from an error of the pass).
+        raise StoreError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)

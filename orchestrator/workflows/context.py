@@ -17,7 +17,7 @@ from orchestrator.domain.model import DayChange
 from orchestrator.domain.policies import Policies
 from orchestrator.domain.submit_hold import SubmitHold
 from orchestrator.domain.wanted import ExportSpec
-from orchestrator.errors import AuthenticationError
+from orchestrator.errors import AuthenticationError, StoreError
 from orchestrator.logs import get_logger
 from orchestrator.store.repository import Store
 from orchestrator.twilio import BulkExportsClient
@@ -93,6 +93,15 @@ class WorkflowContext:
 
     def now(self) -> dt.datetime:
         return self.clock.now()
+
+
+def error_fields(error: BaseException) -> dict[str, object]:
+    """How one item's error is logged: what it was, and the traceback unless it is a store
+    failure (expected in operation, its message says it all; an outage shows one per item)."""
+    fields: dict[str, object] = {"error": str(error), "error_type": type(error).__name__}
+    if not isinstance(error, StoreError):
+        fields["exc_info"] = error
+    return fields
 
 
 def log_changes(changes: Iterable[DayChange]) -> None:

@@ -13,9 +13,9 @@ import functools
 
 from orchestrator.domain.model import Job, JobState, ObservedBy
 from orchestrator.domain.settlement import end_job, settle_failed_poll, settle_poll
-from orchestrator.errors import AuthenticationError, NotFound, StoreError, TwilioError
+from orchestrator.errors import AuthenticationError, NotFound, TwilioError
 from orchestrator.logs import get_logger
-from orchestrator.workflows.context import WorkflowContext, log_changes
+from orchestrator.workflows.context import WorkflowContext, error_fields, log_changes
 
 log = get_logger(__name__)
 
@@ -59,10 +59,7 @@ async def _poll_error(ctx: WorkflowContext, job: Job, error: Exception) -> None:
         "friendly_name": job.friendly_name,
         "attempt": job.attempt,
     }
-    details: dict[str, object] = {"error": str(error), "error_type": type(error).__name__}
-    if not isinstance(error, StoreError):
-        details["exc_info"] = error
-    log.error("job.poll_error", **details, **fields)
+    log.error("job.poll_error", **error_fields(error), **fields)
     try:
         await ctx.store.settle_job(
             job.id,

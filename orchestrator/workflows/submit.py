@@ -49,7 +49,7 @@ from orchestrator.errors import (
     TwilioError,
 )
 from orchestrator.logs import get_logger
-from orchestrator.workflows.context import WorkflowContext, log_changes
+from orchestrator.workflows.context import WorkflowContext, error_fields, log_changes
 
 log = get_logger(__name__)
 
@@ -126,12 +126,7 @@ async def _resolve(ctx: WorkflowContext, job: Job, remote: RemoteJob | None) -> 
 async def _defer(ctx: WorkflowContext, job: Job, error: Exception, event: str) -> None:
     """Log ``error`` of one submitting job and put off its next look (best effort)."""
     fields = _job_fields(job)
-    if isinstance(error, StoreError):
-        log.error(event, error=str(error), error_type=type(error).__name__, **fields)
-    else:
-        log.error(
-            event, error=str(error), error_type=type(error).__name__, exc_info=error, **fields
-        )
+    log.error(event, **error_fields(error), **fields)
     try:
         settled = await ctx.store.settle_job(
             job.id,
@@ -184,13 +179,7 @@ async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
         try:
             job = await _submit(ctx, request)
         except Exception as error:  # one job's failure must not stop the others' creates
-            log.error(
-                "job.submit_error",
-                error=str(error),
-                error_type=type(error).__name__,
-                exc_info=error,
-                **_request_fields(request),
-            )
+            log.error("job.submit_error", **error_fields(error), **_request_fields(request))
             continue
         if job is not None:
             created.append(job)

@@ -137,3 +137,18 @@ async def test_earliest_pending_not_before_is_the_soonest_future_delay(store: St
         NOW + dt.timedelta(minutes=3)
     ) == NOW + dt.timedelta(minutes=5)
     assert await store.earliest_pending_not_before(NOW + dt.timedelta(minutes=5)) is None
+
+
+async def test_a_refused_connection_is_a_store_error_that_still_reads_as_an_outage() -> None:
+    """The socket's own error on connect becomes a StoreError whose cause says 'unreachable'."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test")
+    try:
+        with pytest.raises(StoreError) as caught:
+            await Store(engine, "AC" + "0" * 32).list_jobs()
+    finally:
+        await engine.dispose()
+    assert isinstance(caught.value.__cause__, OSError)
+    assert unavailable_reason(caught.value) is not None
