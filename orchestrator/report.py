@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from orchestrator.config import ConfigFile
 from orchestrator.domain.archiving import removal_deadline
 from orchestrator.domain.model import Day, DayStatus, Job
+from orchestrator.domain.observed import time_left
 from orchestrator.domain.wanted import spec_days
 
 if TYPE_CHECKING:  # only for annotations: the status command never loads the audit
@@ -64,19 +65,8 @@ def at_risk_line(days: Sequence[Day], now: dt.datetime) -> str:
     left = removal_deadline(first.last_changed_at) - now
     return (
         f"days at risk: {len(waiting)} not archived; Twilio removes "
-        f"{first.resource_type.value} {first.day.isoformat()} in {_duration(left)}"
+        f"{first.resource_type.value} {first.day.isoformat()} in {time_left(left)}"
     )
-
-
-def _duration(delta: dt.timedelta) -> str:
-    if delta <= dt.timedelta(0):
-        return "0m (overdue)"
-    minutes = int(delta.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
 def _wrapped(lead: str, parts: Sequence[str]) -> list[str]:

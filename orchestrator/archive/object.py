@@ -67,6 +67,9 @@ MARKER_KEY = "archived-by"
 MARKER_VALUE = "orchestrator"
 CONTENT_TYPE = "application/gzip"
 
+# The obstore class of each URL scheme; they all take the same arguments.
+_STORES: dict[str, Any] = {"s3": S3Store, "gs": GCSStore, "az": AzureStore}
+
 
 # Set once a target was built: only then is there anything to wait for at exit.
 _runtime_used = False
@@ -129,32 +132,18 @@ def build_store(config: ObjectStoreConfig) -> ObjectStore:
         options["endpoint"] = config.endpoint
     prefix = url.prefix or None
     try:
-        if url.scheme == "s3":
-            if config.region is not None:
-                options["region"] = config.region
-            return S3Store(
+        if url.scheme == "s3" and config.region is not None:
+            options["region"] = config.region
+        store_class = _STORES.get(url.scheme)
+        if store_class is not None:
+            store: ObjectStore = store_class(
                 url.bucket,
                 prefix=prefix,
-                config=options,  # type: ignore[arg-type]  # keys checked by obstore itself
+                config=options,  # keys checked by obstore itself
                 client_options=client,
                 retry_config=retry or None,
             )
-        if url.scheme == "gs":
-            return GCSStore(
-                url.bucket,
-                prefix=prefix,
-                config=options,  # type: ignore[arg-type]  # keys checked by obstore itself
-                client_options=client,
-                retry_config=retry or None,
-            )
-        if url.scheme == "az":
-            return AzureStore(
-                url.bucket,
-                prefix=prefix,
-                config=options,  # type: ignore[arg-type]  # keys checked by obstore itself
-                client_options=client,
-                retry_config=retry or None,
-            )
+            return store
     except Exception as error:  # obstore raises its own tree (and ValueError) for bad options
         message = first_line(error)
         for value in config.options.values():
