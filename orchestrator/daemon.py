@@ -274,11 +274,7 @@ class Daemon:
                 try:
                     attempt = await lock.try_acquire()
                 except StoreError as error:
-                    reason = unavailable_reason(error)
-                    if reason is not None:
-                        self._database_away(reason)
-                    else:
-                        log.error("daemon.lock_failed", error=str(error), lock=lock.describe)
+                    self._lock_failed(error, lock)
                 else:
                     if attempt.won:
                         return started
@@ -288,6 +284,14 @@ class Daemon:
             if self._stop.is_set():
                 return None
             await self._sleep_unless_stopped(self._ha.takeover_seconds)
+
+    def _lock_failed(self, error: StoreError, lock: LeaderLock) -> None:
+        """A try for the lock (or its record) failed: an outage, or an error of its own."""
+        reason = unavailable_reason(error)
+        if reason is not None:
+            self._database_away(reason)
+        else:
+            log.error("daemon.lock_failed", error=str(error), lock=lock.describe)
 
     def _standing_by(self, holder: Leader | None, lock: LeaderLock) -> None:
         fields: dict[str, object] = {"lock": lock.describe}
@@ -307,11 +311,7 @@ class Daemon:
             leader = await ctx.store.claim_leadership(this_host(), os.getpid(), self._wall.now())
         except StoreError as error:
             await lock.release()
-            reason = unavailable_reason(error)
-            if reason is not None:
-                self._database_away(reason)
-            else:
-                log.error("daemon.lock_failed", error=str(error), lock=lock.describe)
+            self._lock_failed(error, lock)
             await self._sleep_unless_stopped(self._ha.takeover_seconds)
             return
         assert leader.epoch is not None  # claim_leadership always returns the new epoch
