@@ -48,6 +48,10 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # standby's takeover waiting (``store.leadership``), until it is resumed.
 IDLE_IN_TRANSACTION_TIMEOUT = "30s"
 
+# PostgreSQL: the advisory lock migrations take (a constant; the leader locks are hashed from
+# account SIDs and cannot be told apart from it by anything but chance: 1 in 2**64).
+MIGRATION_LOCK_KEY = 0x6F72636D69677261  # "orcmigra"
+
 # Execution options read by the SQLite "begin" hook.
 _READ_ONLY = "orchestrator_read_only"
 _FOREIGN_KEYS_OFF = "orchestrator_foreign_keys_off"
@@ -261,9 +265,18 @@ def in_parameter(sqlite: bool, column: sa.ColumnElement[T], name: str) -> sa.Col
 
 @asynccontextmanager
 async def migration_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection in a write transaction, fit for running migrations; commits on success."""
+    """A connection in a write transaction, fit for running migrations; commits on success.
+
+    One migration at a time per database: two instances started together on a new database
+    would otherwise both create the tables and one fail. PostgreSQL: a transaction-level
+    advisory lock, taken first (the second waits, then finds the schema at head); SQLite: the
+    BEGIN IMMEDIATE of the write transaction does the same.
+    """
     if not is_sqlite(engine):
         async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
             yield conn
         return
     async with engine.connect() as plain:
