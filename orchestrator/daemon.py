@@ -389,14 +389,14 @@ class Daemon:
                     await lock.confirm()
             except Exception as error:  # any failure to confirm: the lock cannot be relied on
                 self._leading = False
+                # Not an outage by itself: on PostgreSQL the server ends the lock's session
+                # when the lease runs out. A database really away is seen by the next try for
+                # the lock, which then waits for it as for any outage.
                 reason = (
                     f"no confirmation within {ha.confirm_timeout_seconds:g} s"
                     if isinstance(error, TimeoutError)
                     else str(error)
                 )
-                outage = unavailable_reason(error)
-                if outage is not None and not isinstance(error, TimeoutError):
-                    self._database_away(outage)
                 if not lost.done():
                     lost.set_result(reason)
                 return
