@@ -15,7 +15,10 @@ Benchmarks (``--only`` takes one name, repeatable):
 - ``startup``: item 7, CPU of ``orchestrator --help`` and ``orchestrator status`` against a bare
   ``python -c pass``, side by side (``bench.startup_bench``);
 - ``scrape``: item 8, ``GET /metrics`` over HTTP against the scale database (10,000 jobs,
-  300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``).
+  300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``);
+- ``standby``: item 9, CPU seconds and database statements per minute of an ``orchestrator
+  run`` standing by while the lock is held, SQLite and PostgreSQL (targets under 0.1 CPU-s
+  and under 30 statements per minute) (``bench.standby_bench``).
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -43,11 +46,12 @@ from bench import (
     polling_bench,
     scale_bench,
     scrape_bench,
+    standby_bench,
     startup_bench,
     throughput_bench,
 )
 
-NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape")
+NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape", "standby")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -85,7 +89,12 @@ def machine() -> dict[str, Any]:
 
 
 def run_benchmarks(
-    names: tuple[str, ...], *, quick: bool, postgres_url: str | None, idle_seconds: float | None
+    names: tuple[str, ...],
+    *,
+    quick: bool,
+    postgres_url: str | None,
+    idle_seconds: float | None,
+    standby_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Each named benchmark, at tiny sizes with ``quick``; figures plus seconds taken."""
     results: dict[str, Any] = {}
@@ -109,6 +118,13 @@ def run_benchmarks(
         "startup": lambda: startup_bench.run(runs=2 if quick else 7),
         "scrape": lambda: asyncio.run(
             scrape_bench.run(*((40, 5, 3) if quick else (10_000, 30, 20)))
+        ),
+        "standby": lambda: asyncio.run(
+            standby_bench.run(
+                standby_seconds if standby_seconds is not None else (2.0 if quick else 60.0),
+                postgres_url=postgres_url,
+                settle_seconds=0.2 if quick else standby_bench.SETTLE_SECONDS,
+            )
         ),
     }
     for name in names:
@@ -255,6 +271,10 @@ def render(results: dict[str, Any]) -> str:
     if scrape:
         lines.append("")
         lines.append("8. " + scrape_bench.render(scrape))
+    standby = results.get("standby", {}).get("figures")
+    if standby:
+        lines.append("")
+        lines.extend(standby_bench.render(standby))
     lines.append("")
     lines.append(
         "took: " + ", ".join(f"{name} {entry['seconds']:.0f} s" for name, entry in results.items())
@@ -278,11 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle-seconds", type=float, default=None, help="idle window (default 60, 2 with --quick)"
     )
+    parser.add_argument(
+        "--standby-seconds",
+        type=float,
+        default=None,
+        help="standby window (default 60, 2 with --quick)",
+    )
     args = parser.parse_args(argv)
     names = tuple(args.only) if args.only else NAMES
     started = time.perf_counter()
     results = run_benchmarks(
-        names, quick=args.quick, postgres_url=args.postgres_url, idle_seconds=args.idle_seconds
+        names,
+        quick=args.quick,
+        postgres_url=args.postgres_url,
+        idle_seconds=args.idle_seconds,
+        standby_seconds=args.standby_seconds,
     )
     document = {
         "machine": machine(),
