@@ -27,6 +27,10 @@ from orchestrator.store.repository import Fence
 from tests.store.conftest import ACCOUNT, NOW, Database
 
 LEASE = 3.0
+# The shared ``database`` fixture, on PostgreSQL alone (skipped without it, as the suite's are).
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "database", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 DAY = DayKey(ResourceType.MESSAGES, dt.date(2024, 5, 1))
 
 
@@ -111,13 +115,12 @@ async def test_a_leader_whose_lease_ran_out_writes_nothing(store: Store) -> None
     assert await store.upsert_wanted_days([DAY], NOW)
 
 
-@pytest.mark.postgres
+# On SQLite the database lock serializes writers (and a takeover): nothing to wait for in rows.
+@POSTGRES_ONLY
 async def test_a_takeover_waits_for_the_deposed_leaders_write_in_flight(
     database: Database, engine: object
 ) -> None:
     """PostgreSQL: the epoch's UPDATE waits while a write of the old leader holds its row."""
-    if database.dialect != "postgresql":
-        pytest.skip("row locks: on SQLite the database lock serializes writers")
     old_engine = database.engine()
     old = Store(old_engine, ACCOUNT)
     new = Store(database.engine(), ACCOUNT)
@@ -131,12 +134,11 @@ async def test_a_takeover_waits_for_the_deposed_leaders_write_in_flight(
     assert (await asyncio.wait_for(takeover, 60)).epoch == (taken.epoch or 0) + 1
 
 
+@POSTGRES_ONLY
 async def test_the_postgres_lock_is_freed_when_its_session_ends(
     database: Database, engine: object
 ) -> None:
     """PostgreSQL: a leader's session killed by the server (its process gone) frees the lock."""
-    if database.dialect != "postgresql":
-        pytest.skip("PostgreSQL's session-level lock")
     first, second = _lock(database), _lock(database)
     try:
         assert (await first.try_acquire()).won
@@ -159,12 +161,11 @@ async def test_the_postgres_lock_is_freed_when_its_session_ends(
         await second.close()
 
 
+@POSTGRES_ONLY
 async def test_the_postgres_lock_is_freed_after_a_lease_without_confirmation(
     database: Database, engine: object
 ) -> None:
     """PostgreSQL: a leader that stops confirming (paused) loses the lock after one lease."""
-    if database.dialect != "postgresql":
-        pytest.skip("PostgreSQL's idle_session_timeout")
     first, second = _lock(database), _lock(database)
     try:
         assert (await first.try_acquire()).won
