@@ -15,7 +15,10 @@ Benchmarks (``--only`` takes one name, repeatable):
 - ``startup``: item 7, CPU of ``orchestrator --help`` and ``orchestrator status`` against a bare
   ``python -c pass``, side by side (``bench.startup_bench``);
 - ``scrape``: item 8, ``GET /metrics`` over HTTP against the scale database (10,000 jobs,
-  300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``).
+  300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``);
+- ``soak``: item 9, a real daemon against the simulator for simulated weeks on a 2,000x clock:
+  RSS growth per 1,000 passes of each kind, CPU per simulated day, time to safety of each day
+  file (``bench.soak_bench``). Minutes: run only when named (``--only soak``), never by default.
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -43,11 +47,14 @@ from bench import (
     polling_bench,
     scale_bench,
     scrape_bench,
+    soak_bench,
     startup_bench,
     throughput_bench,
 )
 
 NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape")
+# Run only when named with --only: minutes of wall time.
+OPT_IN = ("soak",)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -85,7 +92,12 @@ def machine() -> dict[str, Any]:
 
 
 def run_benchmarks(
-    names: tuple[str, ...], *, quick: bool, postgres_url: str | None, idle_seconds: float | None
+    names: tuple[str, ...],
+    *,
+    quick: bool,
+    postgres_url: str | None,
+    idle_seconds: float | None,
+    soak_weeks: float | None = None,
 ) -> dict[str, Any]:
     """Each named benchmark, at tiny sizes with ``quick``; figures plus seconds taken."""
     results: dict[str, Any] = {}
@@ -110,6 +122,7 @@ def run_benchmarks(
         "scrape": lambda: asyncio.run(
             scrape_bench.run(*((40, 5, 3) if quick else (10_000, 30, 20)))
         ),
+        "soak": lambda: asyncio.run(soak_bench.run(_soak(quick, soak_weeks))),
     }
     for name in names:
         started = time.perf_counter()
@@ -117,6 +130,11 @@ def run_benchmarks(
         figures = steps[name]()
         results[name] = {"seconds": time.perf_counter() - started, "figures": figures}
     return results
+
+
+def _soak(quick: bool, weeks: float | None) -> soak_bench.Soak:
+    soak = soak_bench.TINY if quick else soak_bench.Soak()
+    return soak if weeks is None else dataclasses.replace(soak, weeks=weeks)
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -255,6 +273,10 @@ def render(results: dict[str, Any]) -> str:
     if scrape:
         lines.append("")
         lines.append("8. " + scrape_bench.render(scrape))
+    soak = results.get("soak", {}).get("figures")
+    if soak:
+        lines.append("")
+        lines.extend(soak_bench.render(soak))
     lines.append("")
     lines.append(
         "took: " + ", ".join(f"{name} {entry['seconds']:.0f} s" for name, entry in results.items())
@@ -266,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="Benchmarks of the orchestrator daemon."
     )
-    parser.add_argument("--only", action="append", choices=NAMES, help="run only this one")
+    parser.add_argument("--only", action="append", choices=NAMES + OPT_IN, help="run only this one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
     parser.add_argument(
@@ -278,11 +300,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle-seconds", type=float, default=None, help="idle window (default 60, 2 with --quick)"
     )
+    parser.add_argument(
+        "--soak-weeks",
+        type=float,
+        default=None,
+        help="simulated weeks of the soak (default 1, 0.05 with --quick)",
+    )
     args = parser.parse_args(argv)
     names = tuple(args.only) if args.only else NAMES
     started = time.perf_counter()
     results = run_benchmarks(
-        names, quick=args.quick, postgres_url=args.postgres_url, idle_seconds=args.idle_seconds
+        names,
+        quick=args.quick,
+        postgres_url=args.postgres_url,
+        idle_seconds=args.idle_seconds,
+        soak_weeks=args.soak_weeks,
     )
     document = {
         "machine": machine(),
