@@ -16,7 +16,10 @@ Benchmarks (``--only`` takes one name, repeatable):
   ``python -c pass``, side by side (``bench.startup_bench``);
 - ``scrape``: item 8, ``GET /metrics`` over HTTP against the scale database (10,000 jobs,
   300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``);
-- ``soak``: item 9, a real daemon against the simulator for simulated weeks on a 2,000x clock:
+- ``standby``: item 9, CPU seconds and database statements per minute of an ``orchestrator
+  run`` standing by while the lock is held, SQLite and PostgreSQL (targets under 0.1 CPU-s
+  and under 30 statements per minute) (``bench.standby_bench``);
+- ``soak``: item 10, a real daemon against the simulator for simulated weeks on a 2,000x clock:
   RSS growth per 1,000 passes of each kind, CPU per simulated day, time to safety of each day
   file (``bench.soak_bench``). Minutes: run only when named (``--only soak``), never by default.
 
@@ -48,11 +51,12 @@ from bench import (
     scale_bench,
     scrape_bench,
     soak_bench,
+    standby_bench,
     startup_bench,
     throughput_bench,
 )
 
-NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape")
+NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape", "standby")
 # Run only when named with --only: minutes of wall time.
 OPT_IN = ("soak",)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
@@ -97,6 +101,7 @@ def run_benchmarks(
     quick: bool,
     postgres_url: str | None,
     idle_seconds: float | None,
+    standby_seconds: float | None = None,
     soak_weeks: float | None = None,
 ) -> dict[str, Any]:
     """Each named benchmark, at tiny sizes with ``quick``; figures plus seconds taken."""
@@ -121,6 +126,13 @@ def run_benchmarks(
         "startup": lambda: startup_bench.run(runs=2 if quick else 7),
         "scrape": lambda: asyncio.run(
             scrape_bench.run(*((40, 5, 3) if quick else (10_000, 30, 20)))
+        ),
+        "standby": lambda: asyncio.run(
+            standby_bench.run(
+                standby_seconds if standby_seconds is not None else (2.0 if quick else 60.0),
+                postgres_url=postgres_url,
+                settle_seconds=0.2 if quick else standby_bench.SETTLE_SECONDS,
+            )
         ),
         "soak": lambda: asyncio.run(soak_bench.run(_soak(quick, soak_weeks))),
     }
@@ -273,6 +285,10 @@ def render(results: dict[str, Any]) -> str:
     if scrape:
         lines.append("")
         lines.append("8. " + scrape_bench.render(scrape))
+    standby = results.get("standby", {}).get("figures")
+    if standby:
+        lines.append("")
+        lines.extend(standby_bench.render(standby))
     soak = results.get("soak", {}).get("figures")
     if soak:
         lines.append("")
@@ -301,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-seconds", type=float, default=None, help="idle window (default 60, 2 with --quick)"
     )
     parser.add_argument(
+        "--standby-seconds",
+        type=float,
+        default=None,
+        help="standby window (default 60, 2 with --quick)",
+    )
+    parser.add_argument(
         "--soak-weeks",
         type=float,
         default=None,
@@ -314,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         postgres_url=args.postgres_url,
         idle_seconds=args.idle_seconds,
+        standby_seconds=args.standby_seconds,
         soak_weeks=args.soak_weeks,
     )
     document = {

@@ -466,7 +466,7 @@ def render(result: dict[str, Any]) -> list[str]:
     per_10k = result["rss_growth_mb_per_10000_passes"]
     soak = result["soak"]
     lines = [
-        f"9. Soak: {result['simulated_days']:.1f} simulated days at {soak['speed']:,.0f}x "
+        f"10. Soak: {result['simulated_days']:.1f} simulated days at {soak['speed']:,.0f}x "
         f"({result['real_seconds']:.0f} s real), {sum(result['passes_total'].values()):,} passes, "
         f"{result['jobs_created']} jobs; database {result['db_mb']:.1f} MB, "
         f"{result['threads_max']} threads at most",

@@ -24,6 +24,7 @@ from orchestrator.errors import ConfigError, InvalidInput, OrchestratorError
 
 if TYPE_CHECKING:
     from orchestrator.config import ConfigFile
+    from orchestrator.domain.leadership import Leader
     from orchestrator.domain.model import Day, DayStatus, ResourceType
     from orchestrator.store.repository import Store
 
@@ -37,6 +38,8 @@ EX_SOFTWARE = 70
 # Twilio rejected the credentials (check-config --connect).
 EX_NOPERM = 77
 EX_CONFIG = 78
+# A reader that went away: what a shell reports for a process killed by SIGPIPE (128 + 13).
+EX_SIGPIPE = 141
 
 DEFAULT_CONFIG = Path("/etc/orchestrator/config.toml")
 
@@ -191,6 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except BrokenPipeError:
+        # The reader went away (``status | head``): as a shell tool killed by SIGPIPE would,
+        # without a traceback; stdout goes nowhere so that exit's own flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EX_SIGPIPE
     except Exception as error:
         from orchestrator.logs import log_unexpected
 
@@ -320,7 +329,7 @@ async def _migrate(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> int:
     from orchestrator.clock import SystemClock
     from orchestrator.config import load_config_file
-    from orchestrator.report import print_status_table
+    from orchestrator.report import leader_line, print_status_table
     from orchestrator.store.snapshot import read_snapshot
 
     config = load_config_file(args.config)
@@ -330,14 +339,23 @@ async def _status(args: argparse.Namespace) -> int:
     )
     if snapshot is not None:
         days, jobs = snapshot.days, snapshot.jobs
+        leader, running = snapshot.leader, snapshot.leader_running
     else:
+        from orchestrator.store.leadership import lock_held
+
         async with _open_store(config, create=False) as store:
             days = await store.list_days()
             jobs = await store.list_jobs()
+            leader = await store.leader()
+        held = await lock_held(
+            config.state.database_url.get_secret_value(), config.twilio.account_sid
+        )
+        running = bool(held)
     if args.json:
-        _print_status_json(days, jobs, sys.stdout)
+        _print_status_json(days, jobs, leader, running, sys.stdout)
     else:
         print_status_table(config, days, jobs, sys.stdout, now=SystemClock().now())
+        print(leader_line(leader, running), file=sys.stdout)
     return EX_OK
 
 
@@ -486,10 +504,21 @@ async def _open_store(config: ConfigFile, *, create: bool) -> AsyncIterator[Stor
         yield store
 
 
-def _print_status_json(days: Sequence[Day], jobs: Sequence[Any], out: TextIO) -> None:
+def _print_status_json(
+    days: Sequence[Day], jobs: Sequence[Any], leader: Leader | None, running: bool, out: TextIO
+) -> None:
     import json
 
     document = {
+        "leader": None
+        if leader is None
+        else {
+            "host": leader.host,
+            "pid": leader.pid,
+            "since": leader.since.isoformat(),
+            "epoch": leader.epoch,
+            "running": running,
+        },
         "days": [
             {
                 "resource_type": d.resource_type.value,

@@ -63,6 +63,7 @@ from orchestrator.archive.layout import (
 )
 from orchestrator.domain.archiving import RetryPolicy
 from orchestrator.domain.cleanup import CleanupPolicy
+from orchestrator.domain.leadership import HaPolicy
 from orchestrator.domain.model import ResourceType, parse_day
 from orchestrator.domain.plan import PlanLimits
 from orchestrator.domain.policies import AmbiguousCreatePolicy, Policies, ResubmitPolicy
@@ -86,6 +87,7 @@ _AMBIGUOUS_KEYS = {
     "max_creates_per_day": "max_ambiguous_creates_per_day",
 }
 _CLEANUP = CleanupPolicy()
+_HA = HaPolicy()
 # A secret file larger than this is not a token file (and we never read a huge file into memory).
 _MAX_SECRET_FILE_BYTES = 4096
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -693,6 +695,26 @@ class HttpSettings(_Frozen):
         return split_listen(self.listen) if self.listen else None
 
 
+class HaSettings(_Frozen):
+    """[ha]: two instances for high availability (``domain.leadership``)."""
+
+    # How often a standby tries for the lock; the leader's lease (a leader that cannot confirm
+    # its lock for this long stops acting; on PostgreSQL a standby may take over after it).
+    takeover_interval: PositiveDuration = _HA.takeover_interval
+    lease: PositiveDuration = _HA.lease
+
+    @model_validator(mode="after")
+    def _bounded(self) -> HaSettings:
+        try:
+            self.ha_policy()
+        except InvalidInput as exc:
+            raise _KeyedError.of(exc) from None
+        return self
+
+    def ha_policy(self) -> HaPolicy:
+        return HaPolicy(takeover_interval=self.takeover_interval, lease=self.lease)
+
+
 def split_listen(value: str) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` as (host, port); ValueError naming what is wrong."""
     host, sep, port = value.rpartition(":")
@@ -763,6 +785,7 @@ class ConfigFile(_Frozen):
     archive: ArchiveSettings | None = None
     logging: LoggingSettings = LoggingSettings()
     http: HttpSettings = HttpSettings()
+    ha: HaSettings = HaSettings()
     exports: tuple[ExportSettings, ...]
 
     @model_validator(mode="before")
@@ -991,6 +1014,7 @@ def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
         "archive": ArchiveSettings,
         "logging": LoggingSettings,
         "http": HttpSettings,
+        "ha": HaSettings,
         "exports": ExportSettings,
     }
     model = sections.get(str(loc[0]))

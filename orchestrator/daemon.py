@@ -27,6 +27,17 @@ a poll found days whose files are waiting.
 
 Signals: SIGTERM/SIGINT stop taking work (also while waiting for the database) and drain
 within the deadline; SIGHUP reloads the config (a bad one is logged and the old one kept).
+
+Leadership (one active daemon per account, ``domain.leadership``, ``store.leadership``): after
+migrating, the daemon tries for the account's lock. Without it, it stands by: logs
+``daemon.standby`` (with the holder where it can tell), sends READY=1 and
+``STATUS=standby: ...``, keeps its watchdog and endpoint, and tries again every
+``[ha] takeover_interval``. With it, it records the takeover (the next epoch, which fences every
+write of the store), logs ``daemon.leader`` and runs the passes from what the database holds.
+While leading it confirms the lock every fifth of a lease; a request to Twilio or a write is
+let through only within a lease of the last confirmation (``_gate``, the store's fence). When
+the lock is lost (or cannot be confirmed in time) it stops acting at once, logs
+``daemon.leadership_lost``, drains its passes briefly and stands by again.
 """
 
 from __future__ import annotations
@@ -36,22 +47,25 @@ import contextlib
 import os
 import random
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config import Settings, load_settings
+from orchestrator.domain.leadership import HaPolicy, Leader, Lease, standby_status
 from orchestrator.domain.reconnect import Outage, ReconnectBackoff
-from orchestrator.errors import ConfigError, StoreError
+from orchestrator.errors import ConfigError, NotLeader, StoreError
 from orchestrator.http import Sources, start_http, stop_http
 from orchestrator.logs import SecretRedactor, configure_logging, detect_format, get_logger
 from orchestrator.metrics import Metrics
 from orchestrator.scheduling import Ticker
 from orchestrator.store.engine import shown_url, unavailable_reason
-from orchestrator.store.repository import Store
+from orchestrator.store.leadership import LeaderLock, leader_lock, this_host
+from orchestrator.store.repository import Fence, Store
 from orchestrator.systemd import Notifier, run_watchdog, watchdog_interval
 from orchestrator.twilio import new_http_session
 from orchestrator.wiring import (
@@ -83,6 +97,9 @@ RECONNECT = ReconnectBackoff()
 # A wake-up at a stored moment comes this much after it (real seconds), so the pass that wakes
 # finds the moment passed on its own clock.
 WAKE_MARGIN_SECONDS = 0.05
+# Leadership lost: passes in flight are given this long to notice (every request and write
+# of theirs is refused already) before they are cancelled.
+LOST_DRAIN_SECONDS = 2.0
 
 
 class _StopWhileWaiting(Exception):
@@ -141,6 +158,15 @@ class Daemon:
         # Set while start-up waits for the database: a stop then cancels the wait at once.
         self._waiting_task: asyncio.Task[object] | None = None
         self._cleaning = asyncio.Lock()
+        # Leadership: whether this process leads, its lease (monotonic seconds, never the
+        # possibly simulated clock), and a nudge for the heartbeat when a lease ran out.
+        self._leading = False
+        self._lease = Lease(confirmed_at=0.0, seconds=0.0)
+        self._confirm_now = asyncio.Event()
+        self._role_status = "starting"
+        self._ready_sent = False
+        self._stopping_said = False
+        self._drained = True
 
     # ------------------------------------------------------------------ life cycle
 
@@ -197,49 +223,214 @@ class Daemon:
         return self._exit_code
 
     async def _serve(self) -> None:
-        ticker = Ticker()
-        self._ticker = ticker
         settings = self._require_settings()
-        self._schedule(ticker, settings)
-        # The read-only endpoint, before READY=1; stopped last in the drain.
+        store = self._require_ctx().store
+        # The read-only endpoint, before READY=1 and in both roles; stopped last in the drain.
         http = await start_http(
             settings.http.address(),
-            Sources(
-                store=self._require_ctx().store, metrics=self.metrics, context=self._require_ctx
-            ),
+            Sources(store=store, metrics=self.metrics, context=self._require_ctx),
         )
         loop = asyncio.get_running_loop()
-        # The wanted days first, so the first submit (right after start) and the first
-        # --exit-when-done check see them: a pass racing it would find an empty table.
-        await self._guarded("wanted", self._wanted_pass)()
-        ticker.start()
-        log.info(
-            "daemon.started",
-            exports=len(settings.exports),
-            prefix=settings.jobs.name_prefix,
-            archive=settings.archive is not None,
-            exit_when_done=self.exit_when_done,
+        lock = leader_lock(
+            settings.state.database_url.get_secret_value(),
+            settings.twilio.account_sid,
+            lease_seconds=self._ha.lease_seconds,
         )
-        self.notifier.ready(status="running")
-        if self._reload_at_start:
-            # The file may have changed after start-up read it.
-            self.request_reload()
         try:
-            await self._stop.wait()
+            # At least one try, also when a stop came during start-up: a daemon that wins then
+            # starts (and applies a reload that came with the stop) before it stops.
+            while (started := await self._stand_by(lock)) is not None:
+                await self._lead(lock, started)
+                if self._stop.is_set():
+                    break
         finally:
-            self.notifier.stopping()
+            self._say_stopping()
             # A second signal while draining acts as usual (Ctrl-C twice ends it at once).
             for signum in _SIGNALS:
                 loop.remove_signal_handler(signum)
             if self._reloading is not None:
                 await asyncio.wait([self._reloading], timeout=self.drain_seconds)
-            drained = await ticker.stop(self.drain_seconds)
             if self._probe is not None:
                 self._probe.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._probe
+            await lock.close()
             await stop_http(http)
-            log.info("daemon.stopped", drained=drained, exit_code=self._exit_code)
+            log.info("daemon.stopped", drained=self._drained, exit_code=self._exit_code)
+
+    # ------------------------------------------------------------------ leadership
+
+    @property
+    def _ha(self) -> HaPolicy:
+        return self._require_settings().ha.ha_policy()
+
+    async def _stand_by(self, lock: LeaderLock) -> float | None:
+        """Try for the lock until it is won (the monotonic time the winning try started) or a
+        stop is asked for (None). Says who leads when that changes."""
+        shown: Leader | bool | None = False  # False: nothing said yet
+        while True:
+            if not self._outage.down:  # while the database is away, the probe waits for it
+                started = time.monotonic()
+                try:
+                    attempt = await lock.try_acquire()
+                except StoreError as error:
+                    self._lock_failed(error, lock)
+                else:
+                    if attempt.won:
+                        return started
+                    if shown is False or attempt.holder != shown:
+                        shown = attempt.holder
+                        self._standing_by(attempt.holder, lock)
+            if self._stop.is_set():
+                return None
+            await self._sleep_unless_stopped(self._ha.takeover_seconds)
+
+    def _lock_failed(self, error: StoreError, lock: LeaderLock) -> None:
+        """A try for the lock (or its record) failed: an outage, or an error of its own."""
+        reason = unavailable_reason(error)
+        if reason is not None:
+            self._database_away(reason)
+        else:
+            log.error("daemon.lock_failed", error=str(error), lock=lock.describe)
+
+    def _standing_by(self, holder: Leader | None, lock: LeaderLock) -> None:
+        fields: dict[str, object] = {"lock": lock.describe}
+        if holder is not None:
+            fields |= {
+                "leader_host": holder.host,
+                "leader_pid": holder.pid,
+                "leader_since": holder.since.isoformat(),
+            }
+        log.info("daemon.standby", takeover_interval=self._ha.takeover_seconds, **fields)
+        self._set_role_status(standby_status(holder))
+
+    async def _lead(self, lock: LeaderLock, started: float) -> None:
+        """Lead from a won lock until a stop is asked for or the lock is lost."""
+        ctx = self._require_ctx()
+        try:
+            leader = await ctx.store.claim_leadership(this_host(), os.getpid(), self._wall.now())
+        except StoreError as error:
+            await lock.release()
+            self._lock_failed(error, lock)
+            await self._sleep_unless_stopped(self._ha.takeover_seconds)
+            return
+        assert leader.epoch is not None  # claim_leadership always returns the new epoch
+        self._lease = Lease(confirmed_at=started, seconds=self._ha.lease_seconds)
+        self._leading = True
+        ctx.store.fence(Fence(leader.epoch, self._may_act))
+        self.metrics.set_leader(True)
+        log.info(
+            "daemon.leader",
+            epoch=leader.epoch,
+            host=leader.host,
+            pid=leader.pid,
+            lock=lock.describe,
+        )
+        lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heartbeat = asyncio.create_task(self._heartbeat(lock, lost))
+        ticker = Ticker()
+        self._ticker = ticker
+        settings = self._require_settings()
+        self._schedule(ticker, settings)
+        stopped = asyncio.create_task(self._stop.wait())
+        try:
+            # The wanted days first, so the first submit (right after start) and the first
+            # --exit-when-done check see them: a pass racing it would find an empty table.
+            await self._guarded("wanted", self._wanted_pass)()
+            ticker.start()
+            log.info(
+                "daemon.started",
+                exports=len(settings.exports),
+                prefix=settings.jobs.name_prefix,
+                archive=settings.archive is not None,
+                exit_when_done=self.exit_when_done,
+            )
+            self._set_role_status("running")
+            if self._reload_at_start:
+                # The file may have changed after start-up read it.
+                self._reload_at_start = False
+                self.request_reload()
+            ends: list[asyncio.Future[Any]] = [stopped, lost]
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            if lost.done() and not lost.cancelled():
+                # Refused already (``_leading`` went false with the loss); short drain.
+                self._drained = await ticker.stop(LOST_DRAIN_SECONDS)
+                self._ticker = None
+                ctx.store.fence(Fence(leader.epoch, _never))
+                await lock.release()
+                self.metrics.set_leader(False)
+                log.warning("daemon.leadership_lost", reason=lost.result(), epoch=leader.epoch)
+            else:
+                # Stopping: passes in flight may still finish (and write) within the deadline.
+                self._say_stopping()
+                self._drained = await ticker.stop(self.drain_seconds)
+                self._ticker = None
+                self._leading = False
+                ctx.store.fence(Fence(leader.epoch, _never))
+                # The standby may take over as soon as the lock is free.
+                await lock.release()
+                self.metrics.set_leader(False)
+
+    async def _heartbeat(self, lock: LeaderLock, lost: asyncio.Future[str]) -> None:
+        """Confirm the lock every fifth of a lease; renew the lease, or declare it lost."""
+        ha = self._ha
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._confirm_now.wait(), timeout=ha.heartbeat_seconds)
+            self._confirm_now.clear()
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(ha.confirm_timeout_seconds):
+                    await lock.confirm()
+            except Exception as error:  # any failure to confirm: the lock cannot be relied on
+                self._leading = False
+                # Not an outage by itself: on PostgreSQL the server ends the lock's session
+                # when the lease runs out. A database really away is seen by the next try for
+                # the lock, which then waits for it as for any outage.
+                reason = (
+                    f"no confirmation within {ha.confirm_timeout_seconds:g} s"
+                    if isinstance(error, TimeoutError)
+                    else str(error)
+                )
+                if not lost.done():
+                    lost.set_result(reason)
+                return
+            self._lease = self._lease.renewed(started)
+
+    def _may_act(self) -> bool:
+        """Whether this process may send Twilio a request or write now (see the docstring)."""
+        if not self._leading:
+            return False
+        if self._lease.holds(time.monotonic()):
+            return True
+        # The lease ran out (a pause, a stuck loop): confirm now rather than at the next beat.
+        self._confirm_now.set()
+        return False
+
+    def _gate(self) -> None:
+        """The client's gate: no request leaves unless this process may act."""
+        if not self._may_act():
+            raise NotLeader("this instance cannot confirm that it leads: request not sent")
+
+    def _say_stopping(self) -> None:
+        """STOPPING=1, once."""
+        if not self._stopping_said:
+            self._stopping_said = True
+            self.notifier.stopping()
+
+    def _set_role_status(self, status: str) -> None:
+        """The role in systemd's STATUS (READY=1 with the first one)."""
+        self._role_status = status
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.notifier.ready(status=status)
+        else:
+            self._report_health(self.health)
 
     def request_stop(self) -> None:
         if not self._stop.is_set():
@@ -363,6 +554,9 @@ class Daemon:
                 return  # the probe runs every pass once the database is back
             try:
                 await run()
+            except NotLeader as error:
+                # Leadership is confirmed (or given up) by the heartbeat, not by a pass.
+                log.debug("pass.not_leader", name=name, reason=str(error))
             except (StoreError, OSError) as error:
                 await self._pass_failed_on_store(name, error)
 
@@ -485,8 +679,9 @@ class Daemon:
             log.info("twilio.auth_restored")
             self._report_health(self.health)
         log.info("config.reloaded", exports=len(settings.exports))
-        await self._guarded("wanted", self._wanted_pass)()
-        self.notifier.ready(status="running")
+        if self._leading:
+            await self._guarded("wanted", self._wanted_pass)()
+        self.notifier.ready(status=self._role_status)
 
     # ------------------------------------------------------------------ helpers
 
@@ -496,7 +691,11 @@ class Daemon:
             settings,
             store=store,
             client=make_client(
-                settings, session=self._session, clock=self.clock, observer=self.metrics
+                settings,
+                session=self._session,
+                clock=self.clock,
+                observer=self.metrics,
+                gate=self._gate,
             ),
             clock=self.clock,
             health=self.health,
@@ -515,7 +714,7 @@ class Daemon:
         )
 
     def _report_health(self, health: ApiHealth) -> None:
-        status = "running" if health.healthy else f"unhealthy: {health.auth_failure}"
+        status = self._role_status if health.healthy else f"unhealthy: {health.auth_failure}"
         self.notifier.status(status)
 
     def _require_ctx(self) -> WorkflowContext:
@@ -525,3 +724,8 @@ class Daemon:
     def _require_settings(self) -> Settings:
         assert self._settings is not None, "the daemon is not running"
         return self._settings
+
+
+def _never() -> bool:
+    """The fence of a leadership that ended: no write passes."""
+    return False

@@ -7,6 +7,9 @@ Every error the project raises on purpose derives from ``OrchestratorError``::
     ├── InvalidInput (ValueError) a value failed validation before any I/O; ``field`` names it
     ├── StoreError                the state store refused or failed an operation
     │   └── ClaimConflict         another writer claimed the same days first
+    ├── NotLeader                 this process does not (or cannot tell that it does) lead the
+    │                             account: it must not write or call Twilio; not a StoreError,
+    │                             so no per-item handler takes it for one item's failure
     ├── ArchiveError              a day file could not be archived
     │   ├── DownloadCorrupt       truncated gzip, a non-JSON line, size mismatch
     │   └── ArchiveWriteError     the archive directory is full or not writable
@@ -59,6 +62,10 @@ class StoreError(OrchestratorError):
 
 class ClaimConflict(StoreError):
     """Another writer claimed some of the same days into a live job first."""
+
+
+class NotLeader(OrchestratorError):
+    """This process may not act for the account now: another leads, or the lease ran out."""
 
 
 class ArchiveError(OrchestratorError):

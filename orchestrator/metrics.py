@@ -189,7 +189,7 @@ class Metrics:
         )
         self._leader = Gauge(
             "orchestrator_leader",
-            "1 when this daemon does the work; always 1 until a standby mode exists.",
+            "1 while this daemon leads its account and does the work; 0 while it stands by.",
             registry=registry,
         )
         build = Gauge(
@@ -200,8 +200,8 @@ class Metrics:
         )
         build.labels(version=version or __version__).set(1)
         self._credentials_ok.set(1)
-        # There is no standby yet: every running daemon works.
-        self._leader.set(1)
+        # A standby until it wins the account's lock (``set_leader``).
+        self._leader.set(0)
         for name in passes:
             self._pass_success.labels(name).set(0)
             self._pass_failures.labels(name)
@@ -269,6 +269,9 @@ class Metrics:
             self.archive_failed("gone")
 
     # ------------------------------------------------------------------ scrape
+
+    def set_leader(self, leading: bool) -> None:
+        self._leader.set(1 if leading else 0)
 
     def set_credentials_ok(self, ok: bool) -> None:
         self._credentials_ok.set(1 if ok else 0)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from orchestrator.config import ConfigFile
 from orchestrator.domain.archiving import removal_deadline
+from orchestrator.domain.leadership import Leader
 from orchestrator.domain.model import Day, DayStatus, Job
 from orchestrator.domain.observed import time_left
 from orchestrator.domain.wanted import spec_days
@@ -53,6 +54,15 @@ def print_status_table(
     print(f"archived days: {archived}", file=out)
     if config.archive is not None:
         print(at_risk_line(days, now), file=out)
+
+
+def leader_line(leader: Leader | None, running: bool) -> str:
+    """Which instance leads the account, and whether its lock is held now."""
+    if leader is None:
+        return "leader: none yet (no daemon has run on this database)"
+    if running:
+        return f"leader: {leader.describe()}"
+    return f"leader: none running (last: {leader.describe()})"
 
 
 def at_risk_line(days: Sequence[Day], now: dt.datetime) -> str:

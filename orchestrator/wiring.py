@@ -96,15 +96,18 @@ def make_client(
     session: aiohttp.ClientSession,
     clock: Clock,
     observer: RequestObserver | None = None,
+    gate: Callable[[], None] | None = None,
 ) -> BulkExportsClient:
     """A client for ``settings``' account over the process's ``session``; ``observer`` (the
-    daemon's metrics) is told of every request attempt."""
+    daemon's metrics) is told of every request attempt; ``gate`` (the daemon's leadership
+    check) may stop any request from leaving."""
     return BulkExportsClient(
         settings.credentials,
         session=session,
         settings=client_settings(settings),
         clock=clock,
         observer=observer,
+        gate=gate,
     )
 
 

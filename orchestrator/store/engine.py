@@ -57,6 +57,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from orchestrator.errors import StoreError
 
@@ -70,6 +71,14 @@ SQLITE_PAGE_CACHE_KIB = 2048
 # PostgreSQL: give up on one connection attempt after this long (asyncpg's default is 60 s, a
 # long time for a daemon waiting on a server that silently drops packets to sit in one try).
 CONNECT_TIMEOUT_SECONDS = 10.0
+# PostgreSQL: the server ends a transaction left idle this long. Ours never wait between
+# statements; a process paused in one (SIGSTOP) would otherwise hold its row locks, and keep a
+# standby's takeover waiting (``store.leadership``), until it is resumed.
+IDLE_IN_TRANSACTION_TIMEOUT = "30s"
+
+# PostgreSQL: the advisory lock migrations take (a constant; the leader locks are hashed from
+# account SIDs and cannot be told apart from it by anything but chance: 1 in 2**64).
+MIGRATION_LOCK_KEY = 0x6F72636D69677261  # "orcmigra"
 
 # Execution options read by the SQLite "begin" hook.
 _READ_ONLY = "orchestrator_read_only"
@@ -86,11 +95,14 @@ def create_engine(
     busy_timeout: dt.timedelta = DEFAULT_BUSY_TIMEOUT,
     schema: str | None = None,
     echo: bool = False,
+    pooled: bool = True,
 ) -> AsyncEngine:
     """An AsyncEngine for ``url`` (``sqlite:///path`` or ``postgresql://...``), hooks installed.
 
     Plain ``sqlite://`` / ``postgresql://`` URLs get the async driver. ``schema`` (PostgreSQL only)
-    becomes the ``search_path`` of every connection. The caller owns the engine: dispose it.
+    becomes the ``search_path`` of every connection. ``pooled=False`` (PostgreSQL): closing a
+    connection ends its session, as the leader lock needs (a session-level lock would outlive a
+    close into a pool). The caller owns the engine: dispose it.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -112,9 +124,21 @@ def create_engine(
         )
         _install_sqlite_hooks(engine, busy_timeout)
         return engine
-    connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_SECONDS}
+    server_settings = {"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_TIMEOUT}
     if schema is not None:
-        connect_args["server_settings"] = {"search_path": schema}
+        server_settings["search_path"] = schema
+    connect_args: dict[str, Any] = {
+        "timeout": CONNECT_TIMEOUT_SECONDS,
+        "server_settings": server_settings,
+    }
+    if not pooled:
+        return create_async_engine(
+            parsed,
+            echo=echo,
+            poolclass=NullPool,
+            connect_args=connect_args,
+            query_cache_size=QUERY_CACHE_SIZE,
+        )
     return create_async_engine(
         parsed,
         echo=echo,
@@ -135,15 +159,22 @@ def _pool_bounds(url: URL) -> dict[str, int]:
     return {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW}
 
 
-def prepare_location(url: str | URL) -> None:
-    """Make the directory of a SQLite database file (nothing for PostgreSQL or ``:memory:``)."""
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite database URL; None for PostgreSQL or an in-memory database."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return
+        return None
     database = parsed.database
     if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return None
+    return Path(database)
+
+
+def prepare_location(url: str | URL) -> None:
+    """Make the directory of a SQLite database file (nothing for PostgreSQL or ``:memory:``)."""
+    database = sqlite_file(url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
 
 
 # SQLSTATE classes and codes of a server that is not (or no longer) there for us: connection
@@ -293,9 +324,18 @@ def in_parameter(sqlite: bool, column: sa.ColumnElement[T], name: str) -> sa.Col
 
 @asynccontextmanager
 async def migration_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection in a write transaction, fit for running migrations; commits on success."""
+    """A connection in a write transaction, fit for running migrations; commits on success.
+
+    One migration at a time per database: two instances started together on a new database
+    would otherwise both create the tables and one fail. PostgreSQL: a transaction-level
+    advisory lock, taken first (the second waits, then finds the schema at head); SQLite: the
+    BEGIN IMMEDIATE of the write transaction does the same.
+    """
     if not is_sqlite(engine):
         async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
             yield conn
         return
     async with engine.connect() as plain:

@@ -10,6 +10,17 @@ the store writes the ``Settlement`` it returns; the archive retry count likewise
 (``domain.archiving``). Write transactions of one process queue in ``_write_slots`` (one at a
 time on SQLite) rather than on the database lock.
 
+Leadership fence
+    A daemon that leads the account (``store.leadership``, ``domain.leadership``) records its
+    takeover with ``claim_leadership``, which increments the account's ``leaders.epoch``, and
+    then fences the store (``fence``): every write transaction first asks the fence whether the
+    leader may act now (its lease), then reads the epoch with ``SELECT ... FOR SHARE`` and
+    refuses (``NotLeader``, the transaction rolled back whole) unless it is still the one taken
+    over with. A takeover's UPDATE of the epoch waits for the share locks of writes in flight
+    (PostgreSQL) or for the write lock (SQLite), so a deposed leader's write either commits
+    before the new leader starts or is refused: it never lands after. Without a fence (the
+    operator commands, ``run_cycle``) writes are not checked.
+
 Transactions
     Writes run in ``engine.begin()``: on SQLite that emits BEGIN IMMEDIATE (see ``engine``), so
     writers queue on the database lock and every read inside a write transaction sees the latest
@@ -52,6 +63,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orchestrator.domain.archiving import ArchiveAttempts
+from orchestrator.domain.leadership import Leader
 from orchestrator.domain.model import (
     ArchiveFacts,
     Day,
@@ -67,7 +79,7 @@ from orchestrator.domain.model import (
 )
 from orchestrator.domain.observed import AtRisk, ExportRange, StoreSnapshot
 from orchestrator.domain.settlement import HeldDay, Release, Settlement
-from orchestrator.errors import ClaimConflict, StoreError
+from orchestrator.errors import ClaimConflict, NotLeader, StoreError
 from orchestrator.store.engine import (
     in_parameter,
     insert_ignoring_conflicts,
@@ -83,6 +95,7 @@ from orchestrator.store.schema import (
     SUCCESS_STATUSES,
     days,
     jobs,
+    leaders,
     transitions,
 )
 
@@ -161,6 +174,23 @@ def _job_values(job: Job) -> dict[str, Any]:
     return {"job_id": job.id} | {f"new_{name}": getattr(job, name) for name in _SETTLED_COLUMNS}
 
 
+# The fence's read: shared, so a takeover's UPDATE of the epoch waits for writes in flight.
+_LEADER_EPOCH = (
+    sa.select(leaders.c.epoch)
+    .where(leaders.c.account_sid == sa.bindparam("account_sid"))
+    .with_for_update(read=True)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a leader's writes are checked against: its takeover's epoch, and whether it may
+    act now (its lease: ``domain.leadership.Lease``)."""
+
+    epoch: int
+    may_act: Callable[[], bool]
+
+
 _DAY_COLUMNS: tuple[sa.ColumnElement[Any], ...] = (
     *days.c,
     jobs.c.job_sid.label("holder_sid"),
@@ -207,6 +237,7 @@ class Store:
         # writer at a time, and a second BEGIN IMMEDIATE would hold a pooled connection (and a
         # driver thread) busy-waiting for the lock; PostgreSQL takes as many as the pool holds.
         self._write_slots = asyncio.Semaphore(1 if is_sqlite(engine) else self.max_connections)
+        self._fence: Fence | None = None
 
     @property
     def max_connections(self) -> int:
@@ -220,10 +251,26 @@ class Store:
     # ------------------------------------------------------------------ transactions
 
     @asynccontextmanager
-    async def _write(self, what: str) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite) for ``what``, in a write slot."""
+    async def _write(self, what: str, *, fenced: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite) for ``what``, in a write slot;
+        checked against the fence, if any (see the module docstring)."""
+        fence = self._fence if fenced else None
         async with self._write_slots, _transaction(self._engine, what) as conn:
+            if fence is not None:
+                await self._check_fence(conn, fence, what)
             yield conn
+
+    async def _check_fence(self, conn: AsyncConnection, fence: Fence, what: str) -> None:
+        # The lease first: a leader that cannot tell it still leads does not even read.
+        if not fence.may_act():
+            raise NotLeader(f"{what} refused: leadership not confirmed")
+        epoch = (
+            await conn.execute(_LEADER_EPOCH, {"account_sid": self.account_sid})
+        ).scalar_one_or_none()
+        if epoch != fence.epoch:
+            raise NotLeader(
+                f"{what} refused: another instance took over (epoch {epoch}, ours {fence.epoch})"
+            )
 
     def _read(self, what: str) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only transaction for ``what``."""
@@ -899,6 +946,52 @@ class Store:
         """
         async with self._read("requested days") as conn:
             return int((await conn.execute(_requested_since(self.account_sid, since))).scalar_one())
+
+    # ------------------------------------------------------------------ leadership
+
+    async def claim_leadership(self, host: str, pid: int, now: dt.datetime) -> Leader:
+        """Record a takeover by ``host``/``pid``: the next epoch. Call only holding the lock.
+
+        Not fenced (it is what moves the fence); it waits for writes of the last leader still
+        in flight (they hold the epoch's row shared).
+        """
+        async with self._write("claim leadership", fenced=False) as conn:
+            current = (
+                await conn.execute(
+                    sa.select(leaders.c.epoch)
+                    .where(leaders.c.account_sid == self.account_sid)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            epoch = 1 if current is None else int(current) + 1
+            values = {"epoch": epoch, "host": host, "pid": pid, "since": now}
+            if current is None:
+                await conn.execute(
+                    sa.insert(leaders).values(account_sid=self.account_sid, **values)
+                )
+            else:
+                await conn.execute(
+                    sa.update(leaders)
+                    .where(leaders.c.account_sid == self.account_sid)
+                    .values(values)
+                )
+        return Leader(host=host, pid=pid, since=now, epoch=epoch)
+
+    def fence(self, fence: Fence | None) -> None:
+        """Check every later write against ``fence`` (None: no check)."""
+        self._fence = fence
+
+    async def leader(self) -> Leader | None:
+        """The account's leader as last recorded (it may have died since: the lock tells)."""
+        async with self._read("leader") as conn:
+            row = (
+                await conn.execute(
+                    sa.select(leaders).where(leaders.c.account_sid == self.account_sid)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return Leader(host=row.host, pid=row.pid, since=_utc(row.since), epoch=row.epoch)
 
     async def ping(self) -> None:
         """One trivial read: raises (a StoreError, or the connect's OSError) when unreachable."""

@@ -240,3 +240,16 @@ transitions = sa.Table(
     ),
     sa.Index("ix_transitions_job_id", "job_id"),
 )
+
+# Revision 0004: who leads each account (``domain.leadership``). One row per account, written
+# only by a takeover; ``epoch`` counts takeovers and fences every write of the leader.
+leaders = sa.Table(
+    "leaders",
+    metadata,
+    sa.Column("account_sid", sa.String(ACCOUNT_SID_LENGTH), primary_key=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("since", UtcDateTime, nullable=False),
+    sa.CheckConstraint("epoch >= 1", name="epoch_positive"),
+)

@@ -21,11 +21,14 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
+from orchestrator.domain.leadership import Leader
 from orchestrator.domain.model import Day, DayStatus, Job, JobState, ResourceType
+from orchestrator.store.lockfile import is_held, lock_file_of
 from orchestrator.store.revision import SCHEMA_HEAD
 from orchestrator.store.rows import day_from_row, job_from_row
 
 _SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _moment(raw: str | None) -> dt.datetime | None:
@@ -69,10 +72,13 @@ _JOB_TYPES: Mapping[str, Callable[[Any], Any]] = {
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every day and job of one account, as ``list_days()`` and ``list_jobs()`` return them."""
+    """Every day and job of one account, as ``list_days()`` and ``list_jobs()`` return them,
+    and its leader as ``leader()`` does, with whether its lock is held now."""
 
     days: list[Day]
     jobs: list[Job]
+    leader: Leader | None = None
+    leader_running: bool = False
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -114,9 +120,18 @@ def read_snapshot(url: str, account_sid: str) -> Snapshot | None:
             jobs = db.execute(
                 "SELECT * FROM jobs WHERE account_sid = ? ORDER BY id", (account_sid,)
             ).fetchall()
+            leaders = db.execute(
+                "SELECT host, pid, since, epoch FROM leaders WHERE account_sid = ?", (account_sid,)
+            ).fetchall()
     except sqlite3.Error:
         return None
+    leader = None
+    if leaders:
+        host, pid, since, epoch = leaders[0]
+        leader = Leader(host=host, pid=pid, since=_moment(since) or _EPOCH, epoch=epoch)
     return Snapshot(
         days=[day_from_row(_typed(row, _DAY_TYPES)) for row in days],
         jobs=[job_from_row(_typed(row, _JOB_TYPES)) for row in jobs],
+        leader=leader,
+        leader_running=is_held(lock_file_of(path)),
     )

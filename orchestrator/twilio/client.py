@@ -155,6 +155,9 @@ class BulkExportsClient:
     ``session``: the process's ClientSession (see ``new_http_session``); when None the client
     makes one on first use and closes it in ``aclose()``. ``clock`` decides which end days are
     eligible and reads Retry-After dates. ``rand`` and ``monotonic`` feed the retry policy.
+    ``gate`` is called right before every request leaves (each attempt, each download) and
+    raises to stop it: the daemon's leadership check (``errors.NotLeader``), so a leader that
+    can no longer tell it leads sends Twilio nothing more.
     Use as ``async with BulkExportsClient(...) as client:`` or call ``aclose()``.
     """
 
@@ -168,6 +171,7 @@ class BulkExportsClient:
         rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
         observer: RequestObserver | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise InvalidInput("credentials", "must be a Credentials instance")
@@ -197,6 +201,7 @@ class BulkExportsClient:
         )
         self._noted: set[tuple[str, str, str]] = set()
         self._observer = observer
+        self._gate = gate
 
     @property
     def settings(self) -> ClientSettings:
@@ -452,6 +457,8 @@ class BulkExportsClient:
             # The token is taken last, right before sending, so a wait for a slot does not
             # turn into a burst afterwards.
             await self._limiter.acquire()
+            if self._gate is not None:
+                self._gate()
             started = self._monotonic()
             try:
                 async with session.request(
@@ -509,6 +516,8 @@ class BulkExportsClient:
 
     async def _open_download_once(self, url: str, shown: str) -> aiohttp.ClientResponse:
         session = self._session_in_use()
+        if self._gate is not None:
+            self._gate()
         try:
             # No Authorization header: the signature in the URL is the credential.
             response = await session.get(

@@ -59,6 +59,7 @@ from orchestrator.errors import (
     DownloadCorrupt,
     DownloadExpired,
     InvalidInput,
+    NotLeader,
     StoreError,
     TwilioError,
 )
@@ -148,12 +149,17 @@ async def archive_due_days(
                     policy=policy,
                     monotonic=monotonic,
                 )
+            except NotLeader as error:  # not one day's failure: every day stops
+                lost.append(error)
             except Exception as error:  # one day's failure must not cancel the other downloads
                 report.outcomes[day.key] = await _unexpected(ctx, day, error, policy)
 
+    lost: list[NotLeader] = []
     async with asyncio.TaskGroup() as group:
         for day in ordered:
             group.create_task(one(day))
+    if lost:
+        raise lost[0]
     return report
 
 

@@ -7,7 +7,7 @@ import functools
 from orchestrator.domain.cleanup import CleanupAction, CleanupReason, decide_cleanup, owns_name
 from orchestrator.domain.model import JobState, ObservedBy, RemoteJob, ResourceType
 from orchestrator.domain.settlement import end_job, start_deleting
-from orchestrator.errors import AuthenticationError, StoreError, TwilioError
+from orchestrator.errors import AuthenticationError, NotLeader, StoreError, TwilioError
 from orchestrator.logs import get_logger
 from orchestrator.twilio import DeleteOutcome
 from orchestrator.workflows.context import WorkflowContext, log_changes
@@ -56,6 +56,8 @@ async def clean_up(ctx: WorkflowContext, *, sweep_orphans: bool = False) -> list
             continue
         try:
             deleted = await _delete(ctx, action)
+        except NotLeader:
+            raise  # not one job's failure: the pass stops
         except Exception as error:  # one job's failure must not stop the other deletes
             details: dict[str, object] = {"error": str(error), "error_type": type(error).__name__}
             if not isinstance(error, StoreError):

@@ -13,7 +13,7 @@ import functools
 
 from orchestrator.domain.model import Job, JobState, ObservedBy
 from orchestrator.domain.settlement import end_job, settle_failed_poll, settle_poll
-from orchestrator.errors import AuthenticationError, NotFound, TwilioError
+from orchestrator.errors import AuthenticationError, NotFound, NotLeader, TwilioError
 from orchestrator.logs import get_logger
 from orchestrator.workflows.context import WorkflowContext, error_fields, log_changes
 
@@ -38,6 +38,8 @@ async def poll_due_jobs(ctx: WorkflowContext) -> int:
         async with places:
             try:
                 await poll_job(ctx, job)
+            except NotLeader:
+                raise  # not one job's failure: the pass stops
             except Exception as error:  # one job's failure must not fail the others' polls
                 await _poll_error(ctx, job, error)
 

@@ -45,6 +45,7 @@ from orchestrator.errors import (
     ApiError,
     AuthenticationError,
     ClaimConflict,
+    NotLeader,
     StoreError,
     TwilioError,
 )
@@ -86,6 +87,8 @@ async def adopt_submitting_jobs(ctx: WorkflowContext) -> None:
         remote = remote_by_type[job.resource_type].get(job.friendly_name)
         try:
             await _resolve(ctx, job, remote)
+        except NotLeader:
+            raise  # not one job's failure: the pass stops
         except Exception as error:  # one job's failure must not stop the others' adoption
             await _defer(ctx, job, error, "job.adopt_failed")
 
@@ -178,6 +181,8 @@ async def submit_planned_jobs(ctx: WorkflowContext) -> list[Job]:
     for request in requests:
         try:
             job = await _submit(ctx, request)
+        except NotLeader:
+            raise  # not one job's failure: the pass stops
         except Exception as error:  # one job's failure must not stop the others' creates
             log.error("job.submit_error", **error_fields(error), **_request_fields(request))
             continue

@@ -107,4 +107,4 @@ async def test_soak_bench_runs_a_real_daemon_until_every_eligible_day_is_safe() 
     assert result["passes_measured"]["poll"] > 0
     for key in ("rss_growth_mb_per_1000_passes", "cpu_s_per_simulated_day", "safety_hours_max"):
         assert key in result
-    assert "9. Soak" in "\n".join(soak_bench.render(result))
+    assert "10. Soak" in "\n".join(soak_bench.render(result))

@@ -102,3 +102,14 @@ async def test_a_refused_connection_is_counted_as_not_sent() -> None:
     route = frozenset({("route", ROUTE_JOB)})
     assert found[("orchestrator_twilio_requests_total", route | {("status", "not_sent")})] == 2
     assert found[("orchestrator_twilio_retries_total", frozenset({("reason", "not_sent")}))] == 1
+
+
+def test_the_leader_gauge_follows_the_role() -> None:
+    """orchestrator_leader is 0 until the daemon leads, 1 while it leads, 0 again after."""
+    metrics = Metrics()
+    leader = ("orchestrator_leader", frozenset())
+    assert _values(metrics)[leader] == 0
+    metrics.set_leader(True)
+    assert _values(metrics)[leader] == 1
+    metrics.set_leader(False)
+    assert _values(metrics)[leader] == 0

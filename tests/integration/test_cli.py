@@ -8,12 +8,15 @@ import functools
 import gzip
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import EX_CONFIG, EX_FAILURE, EX_OK, EX_USAGE, main
+from orchestrator.cli import EX_CONFIG, EX_FAILURE, EX_OK, EX_SIGPIPE, EX_USAGE, main
 from orchestrator.config import load_config_file
 from orchestrator.domain.model import (
     ArchiveFacts,
@@ -27,6 +30,8 @@ from orchestrator.domain.model import (
 from orchestrator.domain.policies import ResubmitPolicy
 from orchestrator.domain.settlement import settle_report
 from orchestrator.store import Store, create_engine, upgrade_to_head
+from orchestrator.store.leadership import FileLock
+from orchestrator.store.lockfile import lock_file_of
 
 ACCOUNT = "AC" + "2" * 32
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -136,6 +141,77 @@ def test_status_table_counts_days_per_export(
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("messages-jan"))
     assert row.split(None, 3)[2:] == ["3", "Pending 1, Completed 1, GaveUp 1"]
+
+
+def test_status_names_the_leader_and_whether_it_runs(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status ends with the leader's host, pid and since, and says when none holds the lock."""
+    seed(config_path, capsys)
+    assert main(["status", "--config", str(config_path)]) == EX_OK
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "leader: none yet (no daemon has run on this database)"
+    )
+
+    async def lead() -> None:
+        config = load_config_file(config_path)
+        engine = create_engine(config.state.database_url.get_secret_value())
+        try:
+            await Store(engine, ACCOUNT).claim_leadership("db-1", 4242, NOW)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(lead())
+    capsys.readouterr()
+    assert main(["status", "--config", str(config_path)]) == EX_OK
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "leader: none running (last: db-1 pid 4242 since 2026-03-01 12:00:00Z)"
+    )
+    database = load_config_file(config_path).state.directory / "orchestrator.sqlite"
+    lock = FileLock(lock_file_of(database))
+    assert asyncio.run(lock.try_acquire()).won
+    try:
+        assert main(["status", "--config", str(config_path)]) == EX_OK
+        out = capsys.readouterr().out
+        assert out.splitlines()[-1] == "leader: db-1 pid 4242 since 2026-03-01 12:00:00Z"
+        assert main(["status", "--config", str(config_path), "--json"]) == EX_OK
+        assert json.loads(capsys.readouterr().out)["leader"] == {
+            "host": "db-1",
+            "pid": 4242,
+            "since": "2026-03-01T12:00:00+00:00",
+            "epoch": 1,
+            "running": True,
+        }
+    finally:
+        asyncio.run(lock.close())
+
+
+def test_status_into_a_closed_pipe_exits_quietly(config_path: Path) -> None:
+    """A reader that goes away (``status | head -1``) ends status with 141, no traceback."""
+    asyncio.run(_seed(config_path))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        reader_gone = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "status",
+                "--json",
+                "--config",
+                str(config_path),
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert reader_gone.returncode == EX_SIGPIPE
+    assert b"Traceback" not in reader_gone.stderr
+    assert b"command.failed" not in reader_gone.stderr
 
 
 def test_history_prints_every_transition(

@@ -150,3 +150,14 @@ def test_unknown_scripts_location_is_a_store_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(module, "MIGRATIONS_DIR", MIGRATIONS_DIR / "missing")
     with pytest.raises(StoreError, match="migration scripts not found"):
         alembic_config()
+
+
+async def test_two_instances_migrating_a_new_database_at_once_both_succeed(
+    database: Database,
+) -> None:
+    """Two first starts together (two HA instances): one migrates, the other waits and finds
+    the schema at head; neither fails on a table the other created."""
+    first, second = database.engine(), database.engine()
+    await asyncio.gather(upgrade_to_head(first), upgrade_to_head(second))
+    assert await current_revision(first) == head_revision()
+    assert await current_revision(second) == head_revision()

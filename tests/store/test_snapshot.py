@@ -19,6 +19,7 @@ from orchestrator.domain.model import (
 from orchestrator.domain.policies import ResubmitPolicy
 from orchestrator.domain.settlement import end_job, settle_report
 from orchestrator.store import Store, upgrade_to_head
+from orchestrator.store.leadership import leader_lock
 from orchestrator.store.snapshot import read_snapshot, sqlite_path
 
 from .conftest import ACCOUNT, NOW, Database
@@ -77,6 +78,30 @@ async def test_the_snapshot_reads_what_the_store_lists(sqlite_database: Database
     assert any(d.archive is not None for d in snapshot.days)
     other = read_snapshot(sqlite_database.url, "AC" + "9" * 32)
     assert other is not None and other.days == [] and other.jobs == []
+    assert snapshot.leader is None and other.leader is None
+
+
+async def test_the_snapshot_reads_the_leader_and_whether_its_lock_is_held(
+    sqlite_database: Database,
+) -> None:
+    """The leaders row as ``Store.leader`` reads it, and the lock file's state now."""
+    engine = sqlite_database.engine()
+    await upgrade_to_head(engine)
+    store = Store(engine, ACCOUNT)
+    await store.claim_leadership("host-a", 4242, NOW)
+    snapshot = read_snapshot(sqlite_database.url, ACCOUNT)
+    assert snapshot is not None
+    assert snapshot.leader == await store.leader()
+    assert snapshot.leader_running is False
+    lock = leader_lock(sqlite_database.url, ACCOUNT, lease_seconds=10)
+    assert (await lock.try_acquire()).won
+    try:
+        running = read_snapshot(sqlite_database.url, ACCOUNT)
+        assert running is not None and running.leader_running is True
+        # Asking never takes the lock from its holder.
+        await lock.confirm()
+    finally:
+        await lock.close()
 
 
 async def test_what_the_snapshot_cannot_read_is_left_to_the_store(

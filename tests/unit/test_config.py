@@ -17,6 +17,7 @@ from orchestrator.config import (
     parse_duration,
     redaction_secrets,
 )
+from orchestrator.domain.leadership import HaPolicy
 from orchestrator.domain.model import ResourceType
 from orchestrator.domain.wanted import FixedRange, LastDays, OpenEnded
 from orchestrator.errors import ConfigError
@@ -786,3 +787,32 @@ def test_ambiguous_create_keys_map_onto_their_policy(tmp_path: Path) -> None:
     bad = body.replace('ambiguous_max_lookup = "30m"', 'ambiguous_max_lookup = "1m"')
     with pytest.raises(ConfigError, match=r"jobs\.ambiguous_max_lookup: must not be below"):
         _load(tmp_path, bad)
+
+
+def test_ha_keys_map_onto_their_policy(tmp_path: Path) -> None:
+    """[ha] takeover_interval and lease become the HaPolicy; defaults when the section is absent."""
+    assert _load(tmp_path, MINIMAL).ha.ha_policy() == HaPolicy()
+    policy = _load(
+        tmp_path, MINIMAL + '\n[ha]\ntakeover_interval = "2s"\nlease = "30s"\n'
+    ).ha.ha_policy()
+    assert (policy.takeover_seconds, policy.lease_seconds) == (2, 30)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        ('takeover_interval = "0s"', "ha.takeover_interval", "longer than zero"),
+        ('takeover_interval = "2h"', "ha.takeover_interval", "between 1 s and 3600 s"),
+        ('lease = "1s"', "ha.lease", "between 3 s and 600 s"),
+        ('lease = "ten"', "ha.lease", "duration"),
+        ("takeover = 5", "ha.takeover", "takeover_interval"),
+    ],
+)
+def test_bad_ha_keys_are_one_line_naming_the_key(
+    tmp_path: Path, body: str, key: str, fragment: str
+) -> None:
+    """A bad [ha] value is one ConfigError naming its key."""
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, MINIMAL + f"\n[ha]\n{body}\n")
+    assert info.value.key == key
+    assert fragment in str(info.value)
