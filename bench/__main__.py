@@ -18,7 +18,10 @@ Benchmarks (``--only`` takes one name, repeatable):
   300,000 days, SQLite; target under 100 ms) (``bench.scrape_bench``);
 - ``standby``: item 9, CPU seconds and database statements per minute of an ``orchestrator
   run`` standing by while the lock is held, SQLite and PostgreSQL (targets under 0.1 CPU-s
-  and under 30 statements per minute) (``bench.standby_bench``).
+  and under 30 statements per minute) (``bench.standby_bench``);
+- ``soak``: item 10, a real daemon against the simulator for simulated weeks on a 2,000x clock:
+  RSS growth per 1,000 passes of each kind, CPU per simulated day, time to safety of each day
+  file (``bench.soak_bench``). Minutes: run only when named (``--only soak``), never by default.
 
 Prints a table and writes every figure as JSON (``bench/results.json`` unless ``--out``).
 Figures are reported, never asserted: the targets are shown as met or missed.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -46,12 +50,15 @@ from bench import (
     polling_bench,
     scale_bench,
     scrape_bench,
+    soak_bench,
     standby_bench,
     startup_bench,
     throughput_bench,
 )
 
 NAMES = ("polling", "scale", "idle", "store", "poll", "startup", "scrape", "standby")
+# Run only when named with --only: minutes of wall time.
+OPT_IN = ("soak",)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -95,6 +102,7 @@ def run_benchmarks(
     postgres_url: str | None,
     idle_seconds: float | None,
     standby_seconds: float | None = None,
+    soak_weeks: float | None = None,
 ) -> dict[str, Any]:
     """Each named benchmark, at tiny sizes with ``quick``; figures plus seconds taken."""
     results: dict[str, Any] = {}
@@ -126,6 +134,7 @@ def run_benchmarks(
                 settle_seconds=0.2 if quick else standby_bench.SETTLE_SECONDS,
             )
         ),
+        "soak": lambda: asyncio.run(soak_bench.run(_soak(quick, soak_weeks))),
     }
     for name in names:
         started = time.perf_counter()
@@ -133,6 +142,11 @@ def run_benchmarks(
         figures = steps[name]()
         results[name] = {"seconds": time.perf_counter() - started, "figures": figures}
     return results
+
+
+def _soak(quick: bool, weeks: float | None) -> soak_bench.Soak:
+    soak = soak_bench.TINY if quick else soak_bench.Soak()
+    return soak if weeks is None else dataclasses.replace(soak, weeks=weeks)
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -275,6 +289,10 @@ def render(results: dict[str, Any]) -> str:
     if standby:
         lines.append("")
         lines.extend(standby_bench.render(standby))
+    soak = results.get("soak", {}).get("figures")
+    if soak:
+        lines.append("")
+        lines.extend(soak_bench.render(soak))
     lines.append("")
     lines.append(
         "took: " + ", ".join(f"{name} {entry['seconds']:.0f} s" for name, entry in results.items())
@@ -286,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="Benchmarks of the orchestrator daemon."
     )
-    parser.add_argument("--only", action="append", choices=NAMES, help="run only this one")
+    parser.add_argument("--only", action="append", choices=NAMES + OPT_IN, help="run only this one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
     parser.add_argument(
@@ -304,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="standby window (default 60, 2 with --quick)",
     )
+    parser.add_argument(
+        "--soak-weeks",
+        type=float,
+        default=None,
+        help="simulated weeks of the soak (default 1, 0.05 with --quick)",
+    )
     args = parser.parse_args(argv)
     names = tuple(args.only) if args.only else NAMES
     started = time.perf_counter()
@@ -313,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres_url=args.postgres_url,
         idle_seconds=args.idle_seconds,
         standby_seconds=args.standby_seconds,
+        soak_weeks=args.soak_weeks,
     )
     document = {
         "machine": machine(),

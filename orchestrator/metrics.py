@@ -8,7 +8,7 @@ Two kinds of values:
 
 - counted in process, from start-up: Twilio requests (``observe_request``, called by the client
   once per attempt that got an answer or failed on the wire), retries (``observe_retry``),
-  archived files, bytes and failures (``archive_report``), pass successes and failures
+  archived files, bytes and failures (``archive_report``), passes run, pass successes and failures
   (``track_pass``);
 - read from the database at scrape time (``StoreSnapshot``, set with ``set_snapshot`` just
   before ``render``): days per export and status, days at risk and the time left, the oldest
@@ -169,6 +169,13 @@ class Metrics:
             ["pass"],
             registry=registry,
         )
+        self._passes = Counter(
+            "orchestrator_passes",
+            "Passes run to their end or to an error, since start-up (the soak benchmark counts "
+            "them).",
+            ["pass"],
+            registry=registry,
+        )
         self._pass_failures = Counter(
             "orchestrator_pass_failures",
             "Passes that ended with an error, since start-up.",
@@ -198,6 +205,7 @@ class Metrics:
         for name in passes:
             self._pass_success.labels(name).set(0)
             self._pass_failures.labels(name)
+            self._passes.labels(name)
         self._snapshot = _SnapshotCollector()
         registry.register(self._snapshot)
 
@@ -229,8 +237,10 @@ class Metrics:
             except Exception:
                 # Not CancelledError (a BaseException): a pass cut short by the drain is
                 # neither a success nor a failure.
+                self._passes.labels(name).inc()
                 self.pass_failed(name)
                 raise
+            self._passes.labels(name).inc()
             self.pass_succeeded(name)
 
         return tracked

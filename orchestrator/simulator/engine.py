@@ -45,6 +45,9 @@ class SimDay:
     status: DayStatus = DayStatus.SUBMITTED
     attempts: int = 0
     ready_at: dt.datetime | None = None
+    # When its file was made (the Days list's create_date); kept after the file expires, so
+    # a benchmark can time each file's way to the archive from the ledger.
+    completed_at: dt.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -210,6 +213,7 @@ class Engine:
             return
         empty = file_spec(self.settings, job.resource_type, day.day).is_empty
         day.status = DayStatus.COMPLETED_EMPTY_RECORDS if empty else DayStatus.COMPLETED
+        day.completed_at = at
         done = CompletedDay(
             resource_type=job.resource_type,
             day=day.day,

@@ -21,6 +21,28 @@ Everything dialect-specific in the store lives here, and nowhere else:
 - ``migration_connection``: on SQLite, migrations run with ``foreign_keys=OFF`` (a batch ALTER
   recreates tables, which a live foreign key would veto), checked with ``foreign_key_check`` before
   commit; the connection is then discarded so no pooled connection keeps foreign keys off.
+
+Memory: every cache here has a bound chosen here (the daemon runs for months; the soak benchmark,
+``python -m bench --only soak``, checks that its RSS stays flat):
+
+- SQLAlchemy's compiled-statement cache: ``QUERY_CACHE_SIZE`` (200) statements per engine. The
+  daemon has about 40 distinct statements (IN lists are expanding parameters: one entry serves
+  every length), so it fills to that and stops.
+- Pooled connections: ``POOL_SIZE`` (5) kept, at most ``MAX_OVERFLOW`` (10) more while busy, closed
+  when returned. On SQLite each is an aiosqlite thread with its own caches:
+- SQLite's prepared statements: ``SQLITE_CACHED_STATEMENTS`` (32) per connection (the sqlite3
+  module's LRU; its default is 128). SQLAlchemy renders an expanding IN list as one placeholder
+  per value, so every list length is its own SQL text and its own prepared statement, about
+  20 KB of C memory each as measured; with 128 per connection they piled up for weeks as new
+  lengths came along (issue 15's RSS creep: about 2 MB per 10,000 passes, towards some 14 MB).
+  The passes' working set fits in 32 (a replay of two simulated days missed only on first use);
+  a rare length is prepared again when it comes back.
+- SQLite's page cache: ``SQLITE_PAGE_CACHE_KIB`` (2 MiB, SQLite's own default) per connection;
+  it fills as the database grows, then stays.
+- PostgreSQL: asyncpg's prepared-statement caches keep their defaults (100 per connection).
+
+Worst case on SQLite: 15 connections x (2 MiB + 32 statements, about 3 MiB); steady running
+keeps the 5 pooled ones, about 13 MiB in all.
 """
 
 from __future__ import annotations
@@ -40,6 +62,12 @@ from sqlalchemy.pool import NullPool
 from orchestrator.errors import StoreError
 
 DEFAULT_BUSY_TIMEOUT = dt.timedelta(seconds=30)
+# The caches' bounds (see "Memory" above).
+QUERY_CACHE_SIZE = 200
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
+SQLITE_CACHED_STATEMENTS = 32
+SQLITE_PAGE_CACHE_KIB = 2048
 # PostgreSQL: give up on one connection attempt after this long (asyncpg's default is 60 s, a
 # long time for a daemon waiting on a server that silently drops packets to sit in one try).
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -87,7 +115,13 @@ def create_engine(
     if backend == "sqlite":
         if schema is not None:
             raise StoreError("schema= applies to PostgreSQL only")
-        engine = create_async_engine(parsed, echo=echo)
+        engine = create_async_engine(
+            parsed,
+            echo=echo,
+            query_cache_size=QUERY_CACHE_SIZE,
+            connect_args={"cached_statements": SQLITE_CACHED_STATEMENTS},
+            **_pool_bounds(parsed),
+        )
         _install_sqlite_hooks(engine, busy_timeout)
         return engine
     server_settings = {"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_TIMEOUT}
@@ -98,8 +132,31 @@ def create_engine(
         "server_settings": server_settings,
     }
     if not pooled:
-        return create_async_engine(parsed, echo=echo, poolclass=NullPool, connect_args=connect_args)
-    return create_async_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+        return create_async_engine(
+            parsed,
+            echo=echo,
+            poolclass=NullPool,
+            connect_args=connect_args,
+            query_cache_size=QUERY_CACHE_SIZE,
+        )
+    return create_async_engine(
+        parsed,
+        echo=echo,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        query_cache_size=QUERY_CACHE_SIZE,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
+    )
+
+
+def _pool_bounds(url: URL) -> dict[str, int]:
+    """Pool sizes for a SQLite file (an in-memory database gets SQLAlchemy's single-connection
+    pool, which takes none)."""
+    database = url.database or ""
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        return {}
+    return {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW}
 
 
 def sqlite_file(url: str | URL) -> Path | None:
@@ -213,6 +270,8 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout: dt.timedelta) -> No
             cursor.execute("PRAGMA foreign_keys = ON")
             # Safe with WAL (a power loss may drop the last commits, never corrupt the file).
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # Negative: KiB, not pages.
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_PAGE_CACHE_KIB}")
         finally:
             cursor.close()
 

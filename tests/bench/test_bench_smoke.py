@@ -13,6 +13,7 @@ from bench import (
     poll_cost_bench,
     polling_bench,
     scale_bench,
+    soak_bench,
     startup_bench,
     throughput_bench,
 )
@@ -95,3 +96,15 @@ def test_startup_bench_measures_three_commands_side_by_side() -> None:
         assert len(result["samples"][name]) == 1
     assert result["help_ratio"] == result["help_cpu_s"] / result["bare_cpu_s"]
     assert isinstance(result["status_target_met"], bool)
+
+
+async def test_soak_bench_runs_a_real_daemon_until_every_eligible_day_is_safe() -> None:
+    """A tiny soak samples the daemon and ends with every eligible day final and archived."""
+    result = await soak_bench.run(soak_bench.TINY)
+    assert result["all_final_and_archived"], (result["missing_days"], result["unsafe_days"])
+    assert result["eligible_days"] > 0
+    assert result["files_lost_to_expiry"] == 0
+    assert result["passes_measured"]["poll"] > 0
+    for key in ("rss_growth_mb_per_1000_passes", "cpu_s_per_simulated_day", "safety_hours_max"):
+        assert key in result
+    assert "10. Soak" in "\n".join(soak_bench.render(result))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import StoreError
 from orchestrator.store import create_engine, upgrade_to_head
+from orchestrator.store import engine as engine_module
 from orchestrator.store.engine import read_only
 from orchestrator.store.schema import UtcDateTime
 
@@ -28,6 +29,23 @@ async def test_sqlite_connections_get_wal_busy_timeout_and_foreign_keys(
             assert (await pragma("PRAGMA journal_mode")).scalar_one() == "wal"
             assert (await pragma("PRAGMA busy_timeout")).scalar_one() == 7000
             assert (await pragma("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_caches_have_the_documented_bounds(sqlite_database: Database) -> None:
+    """Pool, compiled-statement cache and page cache are bounded by the engine module's sizes."""
+    engine = create_engine(sqlite_database.url)
+    try:
+        async with engine.connect() as conn:
+            kib = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar_one()
+            assert kib == -engine_module.SQLITE_PAGE_CACHE_KIB
+        pool = engine.sync_engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.size() == engine_module.POOL_SIZE
+        assert pool._max_overflow == engine_module.MAX_OVERFLOW  # no public reader
+        cache = engine.sync_engine._compiled_cache
+        assert cache is not None and cache.capacity == engine_module.QUERY_CACHE_SIZE
     finally:
         await engine.dispose()
 
