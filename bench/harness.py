@@ -12,12 +12,16 @@ after a jump is the state at the jumped-to time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import io
+import os
 import random
+import sys
 import tempfile
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +58,54 @@ ROUTE_KINDS = {
     "GET /_files/{ResourceType}/{Day}": "download",
 }
 KINDS = ("create", "fetch", "list", "delete", "day", "download", "list_days", "other")
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres_database(url: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh, empty database named ``prefix_<random>`` on ``url``'s server (its URL), dropped
+    after, even while a process still holds a connection to it."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from orchestrator.store.engine import create_engine
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+
+    async def run(statement: str) -> None:
+        async with admin.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(sa.text(statement))
+
+    try:
+        await run(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()
+
+
+async def start_daemon(config: Path, *, stdout: Any) -> asyncio.subprocess.Process:
+    """``orchestrator run --config CONFIG`` as a child process: the bench's token in its
+    environment, systemd's variables out of it (a bench run under a unit must not notify it);
+    ``stdout`` as for ``create_subprocess_exec``, stderr discarded."""
+    env = {**os.environ, TOKEN_ENV: TOKEN}
+    env.pop("NOTIFY_SOCKET", None)
+    env.pop("WATCHDOG_USEC", None)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "run",
+        "--config",
+        str(config),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 def request_kinds(stats: dict[str, Any]) -> dict[str, int]:

@@ -16,13 +16,20 @@ import datetime as dt
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ACCOUNT, PREFIX, TOKEN, TOKEN_ENV, quiet_logs, request_kinds, write_config
+from bench.harness import (
+    ACCOUNT,
+    PREFIX,
+    TOKEN,
+    quiet_logs,
+    request_kinds,
+    start_daemon,
+    write_config,
+)
 from orchestrator.simulator import SimulatorSettings, running_simulator
 
 SETTLE_SECONDS = 2.0
@@ -62,22 +69,8 @@ async def run(idle_seconds: float = 60.0, settle_seconds: float = SETTLE_SECONDS
     with tempfile.TemporaryDirectory(prefix="orch-idle-") as tmp, quiet_logs():
         async with running_simulator(settings) as sim:
             path = write_config(Path(tmp), sim.base_url, _config_body(), archive=False)
-            env = {**os.environ, TOKEN_ENV: TOKEN}
-            env.pop("NOTIFY_SOCKET", None)
-            env.pop("WATCHDOG_USEC", None)
             launched = time.perf_counter()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "orchestrator",
-                "run",
-                "--config",
-                str(path),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            proc = await start_daemon(path, stdout=asyncio.subprocess.DEVNULL)
             try:
                 # Started: its first cleanup pass (run at start) has listed our jobs.
                 while request_kinds(sim.stats())["list"] == 0:

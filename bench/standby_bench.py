@@ -3,12 +3,12 @@
 
     python -m bench.standby_bench [--seconds 60] [--postgres-url URL] [--takeover-interval S]
 
-The bench itself holds the lock (so no leader's work is counted): on SQLite an exclusive
-``flock`` on ``<database>.lock`` with a holder record in it, as a leader writes; on PostgreSQL
-the account's advisory lock (``pg_try_advisory_lock(lock_key(account))``) on a connection of
-its own to a database the bench creates for the run (and drops after). Then it starts the
-daemon, waits for its ``daemon.standby`` log event, lets it settle, and measures over the
-window:
+The bench itself holds the lock (so no leader's work is counted), through the product's own
+``store.leadership.leader_lock``: on SQLite the ``flock`` on ``<database>.lock`` with its holder
+record; on PostgreSQL the account's advisory lock on a database the bench creates for the run
+(and drops after), with a lease as long as the run, since the bench does not confirm it.
+Then it starts the daemon, waits for its ``daemon.standby`` log event, lets it settle, and
+measures over the window:
 
 - CPU: utime + stime of the process from /proc/<pid>/stat, before and after (10 ms ticks),
   and beside it the threads' time on CPU from /proc/<pid>/task/*/schedstat (nanoseconds);
@@ -37,16 +37,12 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import signal
-import socket
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +50,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bench.harness import ACCOUNT, PREFIX, TOKEN, TOKEN_ENV, quiet_logs, write_config
+from bench.harness import (
+    ACCOUNT,
+    PREFIX,
+    TOKEN,
+    quiet_logs,
+    scratch_postgres_database,
+    start_daemon,
+    write_config,
+)
 from bench.idle_bench import cpu_seconds
 from orchestrator.domain.leadership import HaPolicy
 from orchestrator.simulator import RunningSimulator, SimulatorSettings, running_simulator
+from orchestrator.store import migrate
 from orchestrator.store.engine import create_engine
-from orchestrator.store.leadership import lock_key
+from orchestrator.store.leadership import leader_lock
 
 # Longer than PostgreSQL's lag in reporting an idle backend's counters (up to 10 s): the
 # start-up's migration transactions must be in pg_stat_database before the window opens.
@@ -111,60 +116,18 @@ def _config_body(takeover_interval: float | None) -> str:
     return body
 
 
-@contextlib.contextmanager
-def _sqlite_lock(state: Path) -> Iterator[None]:
-    """The leader lock of ``state``'s SQLite database, held by this process."""
-    state.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state / "orchestrator.sqlite.lock", os.O_RDWR | os.O_CREAT, 0o600)
+@contextlib.asynccontextmanager
+async def _held_lock(url: str, hold_seconds: float) -> AsyncIterator[None]:
+    """The account's leader lock of the database at ``url``, held by this process as a leader
+    holds it (the product's own lock) for ``hold_seconds`` at least: on PostgreSQL a lease that
+    long, since the bench does not confirm it while measuring."""
+    lock = leader_lock(url, ACCOUNT, lease_seconds=hold_seconds)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "since": since}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        if not (await lock.try_acquire()).won:
+            raise RuntimeError("the bench could not take the leader lock")
         yield
     finally:
-        os.close(fd)
-
-
-@contextlib.asynccontextmanager
-async def _postgres_database(url: str) -> AsyncIterator[str]:
-    """A fresh database on ``url``'s server for the run (its URL); dropped after."""
-    name = f"orch_standby_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-
-    async def run(statement: str) -> None:
-        async with admin.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(sa.text(statement))
-
-    try:
-        await run(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
-
-
-@contextlib.asynccontextmanager
-async def _postgres_lock(url: str) -> AsyncIterator[None]:
-    """The account's advisory lock on the database at ``url``, held by this process."""
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            won = (
-                await autocommit.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": lock_key(ACCOUNT)}
-                )
-            ).scalar_one()
-            if not won:
-                raise RuntimeError("the bench could not take the leader lock")
-            yield
-    finally:
-        await engine.dispose()
+        await lock.close()
 
 
 async def _transactions(admin: AsyncConnection, database: str) -> int:
@@ -198,24 +161,10 @@ async def _measure(
                 "[state]\n", f'[state]\ndatabase_url = "{database_url}"\n', 1
             )
             path.write_text(text)
-        env = {**os.environ, TOKEN_ENV: TOKEN}
-        env.pop("NOTIFY_SOCKET", None)
-        env.pop("WATCHDOG_USEC", None)
         log_path = directory / "daemon.out"
         launched = time.perf_counter()
         with log_path.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "orchestrator",
-                "run",
-                "--config",
-                str(path),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            proc = await start_daemon(path, stdout=out)
         try:
             while '"daemon.standby"' not in log_path.read_text():
                 if proc.returncode is not None:
@@ -316,8 +265,11 @@ async def run(
     """A standby measured on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="orch-standby-") as tmp, quiet_logs():
+        hold = settle_seconds + seconds + START_TIMEOUT + 60.0
         directory = Path(tmp) / "sqlite"
-        with _sqlite_lock(directory / "state"):
+        (directory / "state").mkdir(parents=True)
+        database = directory / "state" / "orchestrator.sqlite"
+        async with _held_lock(f"sqlite+aiosqlite:///{database}", hold):
             results["sqlite"] = await _measure(
                 directory,
                 seconds=seconds,
@@ -329,15 +281,18 @@ async def run(
         if postgres_url:
             directory = Path(tmp) / "postgresql"
             directory.mkdir()
-            async with _postgres_database(postgres_url) as url, _postgres_lock(url):
-                results["postgresql"] = await _measure(
-                    directory,
-                    seconds=seconds,
-                    settle_seconds=settle_seconds,
-                    takeover_interval=takeover_interval,
-                    database_url=url,
-                    admin_url=postgres_url,
-                )
+            async with scratch_postgres_database(postgres_url, "orch_standby_bench") as url:
+                # Migrated first, as a leader's database is: a try for the lock reads `leaders`.
+                await migrate(url)
+                async with _held_lock(url, hold):
+                    results["postgresql"] = await _measure(
+                        directory,
+                        seconds=seconds,
+                        settle_seconds=settle_seconds,
+                        takeover_interval=takeover_interval,
+                        database_url=url,
+                        admin_url=postgres_url,
+                    )
     return results
 
 

@@ -357,24 +357,23 @@ class Daemon:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            if lost.done() and not lost.cancelled():
-                # Refused already (``_leading`` went false with the loss); short drain.
-                self._drained = await ticker.stop(LOST_DRAIN_SECONDS)
-                self._ticker = None
-                ctx.store.fence(Fence(leader.epoch, _never))
-                await lock.release()
-                self.metrics.set_leader(False)
-                log.warning("daemon.leadership_lost", reason=lost.result(), epoch=leader.epoch)
+            was_lost = lost.done() and not lost.cancelled()
+            if was_lost:
+                # Refused already (``_leading`` went false with the loss): a short drain.
+                drain = LOST_DRAIN_SECONDS
             else:
                 # Stopping: passes in flight may still finish (and write) within the deadline.
                 self._say_stopping()
-                self._drained = await ticker.stop(self.drain_seconds)
-                self._ticker = None
-                self._leading = False
-                ctx.store.fence(Fence(leader.epoch, _never))
-                # The standby may take over as soon as the lock is free.
-                await lock.release()
-                self.metrics.set_leader(False)
+                drain = self.drain_seconds
+            self._drained = await ticker.stop(drain)
+            self._ticker = None
+            self._leading = False
+            ctx.store.fence(Fence(leader.epoch, _never))
+            # The standby may take over as soon as the lock is free.
+            await lock.release()
+            self.metrics.set_leader(False)
+            if was_lost:
+                log.warning("daemon.leadership_lost", reason=lost.result(), epoch=leader.epoch)
 
     async def _heartbeat(self, lock: LeaderLock, lost: asyncio.Future[str]) -> None:
         """Confirm the lock every fifth of a lease; renew the lease, or declare it lost."""

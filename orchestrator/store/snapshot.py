@@ -28,12 +28,15 @@ from orchestrator.store.revision import SCHEMA_HEAD
 from orchestrator.store.rows import day_from_row, job_from_row
 
 _SQLITE_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _utc_moment(raw: str) -> dt.datetime:
+    # Stored naive, in UTC (schema.UtcDateTime).
+    return dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC)
 
 
 def _moment(raw: str | None) -> dt.datetime | None:
-    # Stored naive, in UTC (schema.UtcDateTime).
-    return None if raw is None else dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC)
+    return None if raw is None else _utc_moment(raw)
 
 
 def _date(raw: str) -> dt.date:
@@ -128,7 +131,8 @@ def read_snapshot(url: str, account_sid: str) -> Snapshot | None:
     leader = None
     if leaders:
         host, pid, since, epoch = leaders[0]
-        leader = Leader(host=host, pid=pid, since=_moment(since) or _EPOCH, epoch=epoch)
+        # ``since`` is NOT NULL (schema.leaders).
+        leader = Leader(host=host, pid=pid, since=_utc_moment(since), epoch=epoch)
     return Snapshot(
         days=[day_from_row(_typed(row, _DAY_TYPES)) for row in days],
         jobs=[job_from_row(_typed(row, _JOB_TYPES)) for row in jobs],

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from bench.harness import scratch_postgres_database
 from orchestrator.domain.model import DayKey
 from orchestrator.simulator import running_simulator
 from orchestrator.store.engine import create_engine
@@ -134,23 +134,9 @@ async def pg_database() -> AsyncIterator[tuple[str, int, str]]:
     url = os.environ.get(POSTGRES_URL_VAR)
     if not url:
         pytest.skip(f"needs {POSTGRES_URL_VAR} (e.g. .ci/run sets it)")
-    parsed = make_url(url)
-    name = f"orch_wait_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-
-    async def run(statement: str) -> None:
-        async with admin.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(sa.text(statement))
-
-    try:
-        await run(f'CREATE DATABASE "{name}"')
-        try:
-            yield parsed.host or "127.0.0.1", parsed.port or 5432, name
-        finally:
-            await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
+    async with scratch_postgres_database(url, "orch_wait") as database:
+        parsed = make_url(database)
+        yield parsed.host or "127.0.0.1", parsed.port or 5432, parsed.database or ""
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
+from bench.harness import scratch_postgres_database
 from orchestrator.clock import ScaledClock
 from orchestrator.domain.leadership import Leader
 from orchestrator.errors import StoreError
@@ -184,22 +184,8 @@ async def postgres_database() -> AsyncIterator[str]:
     url = os.environ.get(POSTGRES_URL_VAR)
     if not url:
         pytest.skip(f"needs {POSTGRES_URL_VAR} (e.g. .ci/run sets it)")
-    name = f"orch_ha_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-
-    async def run(statement: str) -> None:
-        async with admin.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(sa.text(statement))
-
-    try:
-        await run(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            await run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
+    async with scratch_postgres_database(url, "orch_ha") as database:
+        yield database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
